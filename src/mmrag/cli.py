@@ -1,0 +1,359 @@
+"""The `mmrag` command line: a thin face over the library API."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from mmrag.errors import MMRagError
+
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="Multimodal RAG: index, search, ask, evaluate."
+)
+eval_app = typer.Typer(no_args_is_help=True, help="Evaluate retrieval on standard datasets.")
+app.add_typer(eval_app, name="eval")
+
+console = Console()
+err = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+StoreOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--store",
+        "-s",
+        help="Store directory (default: $MMRAG_STORE or ~/.local/share/mmrag/store).",
+    ),
+]
+JsonOut = Annotated[
+    Path | None, typer.Option("--json", help="Write the metrics as JSON to this file.")
+]
+
+
+def _friendly(func: F) -> F:
+    """Errors a user can fix are one line on stderr and exit code 2, never a traceback."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except MMRagError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            err.print("[yellow]interrupted[/yellow]: every committed batch is kept")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def store_path(store: Path | None) -> Path:
+    if store is not None:
+        return store
+    if os.environ.get("MMRAG_STORE"):
+        return Path(os.environ["MMRAG_STORE"])
+    base = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share"))
+    return base / "mmrag" / "store"
+
+
+def _open(store: Path | None, *, create: bool = False, read_only: bool = False) -> Any:
+    from mmrag.index.store import EmbeddedStore
+
+    return EmbeddedStore(store_path(store), create=create, read_only=read_only)
+
+
+def _interactive() -> bool:
+    return sys.stderr.isatty() and not os.environ.get("CI")
+
+
+@app.command()
+@_friendly
+def index(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders to index.")],
+    store: StoreOpt = None,
+    encoder: Annotated[
+        str, typer.Option(help="Text encoder kind (see `mmrag info --encoders`).")
+    ] = "sentence-transformers",
+    model: Annotated[
+        str | None, typer.Option(help="Model name, local path or hub id for the encoder.")
+    ] = None,
+    dense: Annotated[
+        bool, typer.Option(help="Compute dense vectors (off: sparse only, faster).")
+    ] = True,
+    chunk_tokens: Annotated[
+        int, typer.Option(help="Chunk size in tokens (0: one chunk per section).")
+    ] = 256,
+    overlap: Annotated[int, typer.Option(help="Token overlap between chunks.")] = 32,
+    prune: Annotated[
+        bool, typer.Option(help="Delete stored files under PATHS that no longer exist.")
+    ] = False,
+) -> None:
+    """Index files and folders (.txt .md .html .pdf .jsonl); re-runs skip unchanged files."""
+    from mmrag.index.indexer import Indexer
+    from mmrag.models.text import load_text_encoder
+
+    with _open(store, create=True) as st:
+        enc = None
+        if dense:
+            enc = load_text_encoder(encoder, **({"model": model} if model else {}))
+        indexer = Indexer(
+            st, enc, chunk_tokens=chunk_tokens, overlap=overlap, progress=_interactive()
+        )
+        report = indexer.index_paths(paths, prune=prune)
+    for e in report.errors:
+        err.print(f"[yellow]skipped[/yellow] {e.path}: {e.reason}")
+    console.print(f"[green]indexed[/green] {report.summary()} -> {store_path(store)}")
+    if report.errors and not (report.added or report.updated or report.unchanged):
+        raise typer.Exit(1)
+
+
+def _retriever(st: Any, name: str | None) -> Any:
+    from mmrag.retrieve import RETRIEVERS
+
+    if name is None:
+        name = "hybrid" if "text" in st.fields() else "bm25"
+    return RETRIEVERS.create(name, store=st)
+
+
+def _query(text: str, filters: str | None) -> Any:
+    from mmrag.index.filters import parse_filter_arg
+    from mmrag.types import Query
+
+    if not text.strip():
+        raise MMRagError("the query is empty")
+    return Query(text=text, filters=parse_filter_arg(filters) if filters else None)
+
+
+@app.command()
+@_friendly
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    store: StoreOpt = None,
+    k: Annotated[int, typer.Option("--k", "-k", min=1, max=1000, help="How many results.")] = 10,
+    retriever: Annotated[
+        str | None,
+        typer.Option(
+            help="bm25, tfidf, dense or hybrid (default: hybrid if the store has vectors)."
+        ),
+    ] = None,
+    filters: Annotated[
+        str | None, typer.Option("--filter", help="Metadata filter: JSON or key=value,key=value.")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON lines instead of a table.")
+    ] = False,
+) -> None:
+    """Search the store and print ranked passages."""
+    with _open(store, read_only=True) as st:
+        ranked = _retriever(st, retriever).retrieve(_query(query, filters), k)
+    if as_json:
+        for h in ranked.hits:
+            console.print_json(
+                json.dumps(
+                    {
+                        "id": h.doc.id,
+                        "score": h.score,
+                        "citation": h.doc.citation(),
+                        "text": h.doc.text,
+                    }
+                )
+            )
+        return
+    table = Table(show_lines=True)
+    for col in ("#", "score", "source", "passage"):
+        table.add_column(col)
+    for i, h in enumerate(ranked.hits, 1):
+        table.add_row(str(i), f"{h.score:.3f}", h.doc.citation(), _snippet(h.doc.text))
+    console.print(table)
+
+
+def _snippet(text: str, width: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+@app.command()
+@_friendly
+def ask(
+    question: Annotated[str, typer.Argument(help="A question about the indexed material.")],
+    store: StoreOpt = None,
+    k: Annotated[
+        int, typer.Option("--k", "-k", min=1, max=50, help="How many passages to cite.")
+    ] = 3,
+    retriever: Annotated[str | None, typer.Option(help="Retriever name.")] = None,
+) -> None:
+    """Answer with the best passages and their citations."""
+    with _open(store, read_only=True) as st:
+        ranked = _retriever(st, retriever).retrieve(_query(question, None), k)
+    if not ranked.hits:
+        console.print("No passage in the store matches this question.")
+        return
+    console.print(f"[bold]{question}[/bold]\n")
+    for i, h in enumerate(ranked.hits, 1):
+        console.print(f"[{i}] {_snippet(h.doc.text, 600)}\n    [dim]— {h.doc.citation()}[/dim]\n")
+
+
+@app.command()
+@_friendly
+def info(
+    store: StoreOpt = None,
+    sources: Annotated[bool, typer.Option(help="List every stored source.")] = False,
+) -> None:
+    """What the store holds."""
+    from mmrag.models.text import TEXT_ENCODERS
+    from mmrag.retrieve import RETRIEVERS
+
+    with _open(store, read_only=True) as st:
+        data = st.info()
+        listing = st.sources() if sources else []
+    table = Table(show_header=False)
+    for key, value in data.items():
+        table.add_row(
+            key, json.dumps(value, ensure_ascii=False) if isinstance(value, dict) else str(value)
+        )
+    table.add_row("retrievers", ", ".join(RETRIEVERS.names()))
+    table.add_row("text encoders", ", ".join(TEXT_ENCODERS.names()))
+    console.print(table)
+    for s in listing:
+        console.print(f"{s['chunks']:>5}  {s['source_id']}")
+
+
+@app.command()
+@_friendly
+def remove(
+    sources: Annotated[
+        list[str],
+        typer.Argument(help="Source ids (file paths as `mmrag info --sources` lists them)."),
+    ],
+    store: StoreOpt = None,
+) -> None:
+    """Delete sources and their chunks from the store."""
+    ids = [str(Path(s).expanduser().resolve()) if Path(s).exists() else s for s in sources]
+    with _open(store) as st:
+        n = st.delete_sources(ids)
+    console.print(f"removed {n} chunks")
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("MMRAG_CACHE", ".mmrag-cache")) / "eval-stores"
+
+
+def _write_json(out: Path | None, result: dict[str, Any]) -> None:
+    text = json.dumps(result, indent=2, ensure_ascii=False)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n")
+    console.print_json(text)
+
+
+def _eval_retrieval(
+    name: str,
+    corpus: Any,
+    queries: dict[str, str],
+    qrels: dict[str, dict[str, int]],
+    retriever: str,
+    encoder: str,
+    model: str | None,
+    metrics: list[str],
+    depth: int,
+) -> dict[str, Any]:
+    from mmrag.eval.runner import cached_store, run_queries, score_run
+    from mmrag.models.text import load_text_encoder
+    from mmrag.retrieve import RETRIEVERS
+
+    needs_dense = retriever in ("dense", "hybrid")
+    enc = load_text_encoder(encoder, **({"model": model} if model else {})) if needs_dense else None
+    with cached_store(_cache_dir(), name, corpus, enc, show=_interactive()) as st:
+        params: dict[str, Any] = {"store": st}
+        if retriever == "dense":
+            params["encoder"] = enc
+        r = RETRIEVERS.create(retriever, **params)
+        run, seconds = run_queries(r, queries, depth, show=_interactive())
+    result = score_run(qrels, run, metrics, seconds, len(queries))
+    result.update({"retriever": retriever, "encoder": enc.info() if enc else None})
+    return result
+
+
+@eval_app.command("beir")
+@_friendly
+def eval_beir(
+    directory: Annotated[
+        Path, typer.Argument(help="A BEIR dataset folder (corpus.jsonl, queries.jsonl, qrels/).")
+    ],
+    retriever: Annotated[str, typer.Option(help="bm25, tfidf, dense or hybrid.")] = "bm25",
+    encoder: Annotated[
+        str, typer.Option(help="Text encoder kind for dense/hybrid.")
+    ] = "sentence-transformers",
+    model: Annotated[str | None, typer.Option(help="Encoder model name or path.")] = None,
+    split: Annotated[str, typer.Option(help="Qrels split.")] = "test",
+    out: JsonOut = None,
+) -> None:
+    """nDCG@10, Recall@100, MRR@10 and queries/s on a BEIR dataset."""
+    from mmrag.eval.datasets import load_beir
+    from mmrag.eval.runner import Corpus
+
+    data = load_beir(directory, split=split)
+    corpus = Corpus(
+        texts={d: v["text"] for d, v in data.corpus.items()},
+        titles={d: v.get("title", "") for d, v in data.corpus.items()},
+    )
+    result = _eval_retrieval(
+        f"beir-{directory.name}",
+        corpus,
+        data.queries,
+        data.qrels,
+        retriever,
+        encoder,
+        model,
+        ["ndcg@10", "recall@100", "mrr@10", "map"],
+        100,
+    )
+    _write_json(out, result)
+
+
+@eval_app.command("squad-retrieval")
+@_friendly
+def eval_squad_retrieval(
+    file: Annotated[Path, typer.Argument(help="A SQuAD-format JSON file.")],
+    retriever: Annotated[str, typer.Option(help="bm25, tfidf, dense or hybrid.")] = "bm25",
+    encoder: Annotated[
+        str, typer.Option(help="Text encoder kind for dense/hybrid.")
+    ] = "use-multilingual",
+    model: Annotated[str | None, typer.Option(help="Encoder model name or path.")] = None,
+    out: JsonOut = None,
+) -> None:
+    """Each question's own paragraph is its one relevant document: MRR@10, Recall@5."""
+    from mmrag.eval.datasets import load_squad_retrieval
+    from mmrag.eval.runner import Corpus
+
+    data = load_squad_retrieval(file)
+    corpus = Corpus(texts=data.paragraphs, titles={})
+    result = _eval_retrieval(
+        f"squad-{file.stem}",
+        corpus,
+        data.questions,
+        data.qrels,
+        retriever,
+        encoder,
+        model,
+        ["mrr@10", "recall@5", "recall@1", "ndcg@10"],
+        10,
+    )
+    _write_json(out, result)
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,525 @@
+"""The embedded store: one directory, no server.
+
+SQLite (WAL) holds documents, their analysed tokens and their vectors, and is the source
+of truth. The sparse index and one dense index per vector field are derived from it,
+kept in memory, and saved beside it at checkpoints. On open, each derived index is
+brought back in line with SQLite (rows added or deleted since its last save), so a
+crash at any moment, kill -9 included, loses at most the batch that had not committed.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mmrag.errors import StoreError
+from mmrag.index.analyzer import Analyzer
+from mmrag.index.bm25 import BM25Params
+from mmrag.index.dense import DenseIndex
+from mmrag.index.filters import to_sql
+from mmrag.index.sparse import SparseIndex
+from mmrag.types import Document, Modality, Span
+
+SCHEMA_VERSION = "1"
+DB_NAME = "mmrag.sqlite"
+_SQL_CHUNK = 900  # stay under SQLite's bound-parameter limit
+
+
+@dataclass(frozen=True, slots=True)
+class SourceInfo:
+    """What the store remembers about an ingested file or record, for idempotent re-indexing."""
+
+    source_id: str
+    content_hash: str
+    path: str | None = None
+    title: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class FieldVectors:
+    """Vectors of one field for some of a batch's documents: `positions` index `Batch.docs`.
+
+    Not every document has every field: a text chunk has no image-space vector of its own.
+    """
+
+    positions: np.ndarray  # int64, (n,)
+    vectors: np.ndarray  # float32, (n, dim)
+
+    @classmethod
+    def full(cls, vectors: np.ndarray) -> FieldVectors:
+        return cls(np.arange(len(vectors), dtype=np.int64), vectors)
+
+
+@dataclass(slots=True)
+class Batch:
+    """Everything one transaction writes: sources replaced whole, their chunks, tokens, vectors."""
+
+    sources: list[SourceInfo] = field(default_factory=list)
+    docs: list[Document] = field(default_factory=list)
+    tokens: list[list[str]] = field(default_factory=list)
+    vectors: dict[str, FieldVectors] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.docs)
+
+
+def _chunks(seq: Sequence[Any], size: int = _SQL_CHUNK) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(seq), size):
+        yield seq[i : i + size]
+
+
+class EmbeddedStore:
+    """Documents, a sparse index and dense indexes in one directory."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        analyzer: Analyzer | None = None,
+        create: bool = True,
+        read_only: bool = False,
+    ) -> None:
+        self.path = Path(path).expanduser()
+        self.read_only = read_only
+        if not (self.path / DB_NAME).exists():
+            if not create or read_only:
+                raise StoreError(f"no mmrag store at {self.path} (index something first)")
+            self.path.mkdir(parents=True, exist_ok=True)
+        self._lock_file = None if read_only else self._acquire_lock()
+        self.db = self._connect()
+        self.analyzer = self._check_analyzer(analyzer)
+        self.sparse = self._load_sparse()
+        self.dense: dict[str, DenseIndex] = {
+            name: self._load_dense(name, info["dim"]) for name, info in self.fields().items()
+        }
+        self._dirty = False
+
+    # ---- opening -----------------------------------------------------------------
+
+    def _acquire_lock(self) -> Any:
+        # One writer per store: a second writer would save derived indexes that miss
+        # the first one's rows. The lock dies with the process, so kill -9 frees it.
+        handle = open(self.path / ".lock", "w")  # noqa: SIM115 - held for the store's life
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            handle.close()
+            raise StoreError(f"store {self.path} is open for writing by another process") from exc
+        return handle
+
+    def _connect(self) -> sqlite3.Connection:
+        db_path = self.path / DB_NAME
+        try:
+            if self.read_only:
+                db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, check_same_thread=False)
+            else:
+                db = sqlite3.connect(db_path, check_same_thread=False)
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+                db.executescript(resources.files("mmrag.index").joinpath("schema.sql").read_text())
+                db.execute(
+                    "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
+                    (SCHEMA_VERSION,),
+                )
+                db.commit()
+            version = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{db_path} is not a readable mmrag store: {exc}") from exc
+        if version is None or version[0] != SCHEMA_VERSION:
+            raise StoreError(f"{db_path} has schema {version}, this mmrag reads {SCHEMA_VERSION}")
+        return db
+
+    def _meta(self, key: str) -> Any:
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def _set_meta(self, key: str, value: Any) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, json.dumps(value))
+        )
+
+    def _check_analyzer(self, analyzer: Analyzer | None) -> Analyzer:
+        stored = self._meta("analyzer")
+        if stored is None:
+            analyzer = analyzer or Analyzer()
+            if not self.read_only:
+                with self.db:
+                    self._set_meta("analyzer", analyzer.to_dict())
+            return analyzer
+        if analyzer is not None and analyzer.to_dict() != stored:
+            raise StoreError(
+                f"store {self.path} was built with analyzer {stored}; "
+                f"asked for {analyzer.to_dict()} (use a new store to change it)"
+            )
+        return Analyzer.from_dict(stored)
+
+    def fields(self) -> dict[str, dict[str, Any]]:
+        """Vector fields: name -> {"dim": int, "encoder": {...}}."""
+        return self._meta("fields") or {}
+
+    def ensure_field(self, name: str, dim: int, encoder: dict[str, Any]) -> None:
+        """Declare a vector field, or check that an existing one used the same encoder."""
+        current = self.fields()
+        if name in current:
+            if current[name]["encoder"] != encoder or current[name]["dim"] != dim:
+                raise StoreError(
+                    f"vector field {name!r} was built with {current[name]['encoder']}; "
+                    f"refusing to mix in vectors from {encoder}"
+                )
+            return
+        current[name] = {"dim": dim, "encoder": encoder}
+        with self.db:
+            self._set_meta("fields", current)
+        self.dense[name] = DenseIndex(dim)
+
+    def _live_rows(self, sql: str, params: Sequence[Any] = ()) -> np.ndarray:
+        rows = self.db.execute(sql, params).fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def _load_sparse(self) -> SparseIndex:
+        file = self.path / "sparse.idx"
+        index = SparseIndex.load(file) if file.exists() else SparseIndex()
+        live = self._live_rows("SELECT row FROM chunks ORDER BY row")
+        have = index.rows()
+        stale = np.setdiff1d(have, live, assume_unique=True)
+        missing = np.setdiff1d(live, have, assume_unique=True)
+        if len(stale):
+            index.delete(stale.tolist())
+        for part in _chunks(missing.tolist(), 5000):
+            rows, tokens = self._tokens_for(part)
+            index.add(rows, tokens)
+        return index
+
+    def _tokens_for(self, rows: Sequence[int]) -> tuple[list[int], list[list[str]]]:
+        out_rows, out_tokens = [], []
+        for part in _chunks(rows):
+            marks = ",".join("?" * len(part))
+            for row, tokens in self.db.execute(
+                f"SELECT row, tokens FROM chunks WHERE row IN ({marks})", tuple(part)
+            ):
+                out_rows.append(row)
+                out_tokens.append(tokens.split(" ") if tokens else [])
+        return out_rows, out_tokens
+
+    def _load_dense(self, name: str, dim: int) -> DenseIndex:
+        folder = self.path / f"dense-{name}"
+        index = DenseIndex.load(folder) if (folder / "manifest.json").exists() else DenseIndex(dim)
+        live = self._live_rows("SELECT row FROM vectors WHERE field=? ORDER BY row", (name,))
+        have = np.sort(index.rows())
+        stale = np.setdiff1d(have, live, assume_unique=True)
+        missing = np.setdiff1d(live, have, assume_unique=True)
+        if len(stale):
+            index.delete(stale)
+        for part in _chunks(missing.tolist(), 5000):
+            rows, vecs = self._vectors_for(name, part, dim)
+            index.add(rows, vecs)
+        return index
+
+    def _vectors_for(
+        self, name: str, rows: Sequence[int], dim: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        out_rows: list[int] = []
+        blobs: list[bytes] = []
+        for part in _chunks(rows):
+            marks = ",".join("?" * len(part))
+            for row, blob in self.db.execute(
+                f"SELECT row, vec FROM vectors WHERE field=? AND row IN ({marks})", (name, *part)
+            ):
+                out_rows.append(row)
+                blobs.append(blob)
+        vecs = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), dim)
+        return np.asarray(out_rows, dtype=np.int64), vecs
+
+    # ---- writing -----------------------------------------------------------------
+
+    def source_hashes(self) -> dict[str, str]:
+        return dict(self.db.execute("SELECT source_id, content_hash FROM sources"))
+
+    def write(self, batch: Batch) -> None:
+        """Replace the batch's sources and insert its chunks, atomically.
+
+        Either every document of the batch is stored (and searchable) or none is.
+        """
+        self._check_writable()
+        if len(batch.tokens) != len(batch.docs):
+            raise ValueError("one token list per document is required")
+        fields = self.fields()
+        for name, fv in batch.vectors.items():
+            if name not in fields:
+                raise StoreError(f"unknown vector field {name!r}; call ensure_field first")
+            if len(fv.positions) != len(fv.vectors) or fv.vectors.shape[1:] != (
+                fields[name]["dim"],
+            ):
+                raise ValueError(f"field {name!r}: vectors do not match positions or dimension")
+            if len(fv.positions) and (
+                fv.positions.min() < 0 or fv.positions.max() >= len(batch.docs)
+            ):
+                raise ValueError(f"field {name!r}: positions outside the batch")
+        now = time.time()
+        with self.db:
+            removed = self._delete_sources_sql([s.source_id for s in batch.sources])
+            removed += self._delete_ids_sql([d.id for d in batch.docs])
+            self.db.executemany(
+                "INSERT OR REPLACE INTO sources(source_id, path, content_hash, title, metadata,"
+                " indexed_at) VALUES (?,?,?,?,?,?)",
+                [
+                    (s.source_id, s.path, s.content_hash, s.title, json.dumps(s.metadata), now)
+                    for s in batch.sources
+                ],
+            )
+            rows = []
+            for doc, tokens in zip(batch.docs, batch.tokens, strict=True):
+                cur = self.db.execute(
+                    "INSERT INTO chunks(id, source_id, modality, text, source, media, span,"
+                    " metadata, tokens) VALUES (?,?,?,?,?,?,?,?,?)",
+                    (
+                        doc.id,
+                        doc.source_id,
+                        str(doc.modality),
+                        doc.text,
+                        doc.source,
+                        doc.media,
+                        json.dumps(doc.span.to_dict()) if doc.span else None,
+                        json.dumps(doc.metadata, ensure_ascii=False, default=str),
+                        " ".join(tokens),
+                    ),
+                )
+                rows.append(cur.lastrowid)
+            for name, fv in batch.vectors.items():
+                vecs = np.ascontiguousarray(fv.vectors, dtype=np.float32)
+                self.db.executemany(
+                    "INSERT INTO vectors(row, field, vec) VALUES (?,?,?)",
+                    [
+                        (rows[p], name, v.tobytes())
+                        for p, v in zip(fv.positions.tolist(), vecs, strict=True)
+                    ],
+                )
+        # Derived indexes change only after the commit succeeded.
+        self._drop_rows(removed)
+        self.sparse.add(rows, batch.tokens)
+        row_array = np.asarray(rows, dtype=np.int64)
+        for name, fv in batch.vectors.items():
+            if len(fv.positions):
+                self.dense[name].add(
+                    row_array[fv.positions], np.asarray(fv.vectors, dtype=np.float32)
+                )
+        self._dirty = True
+
+    def delete_sources(self, source_ids: Sequence[str]) -> int:
+        """Delete whole sources (files or records) and their chunks; returns chunks removed."""
+        self._check_writable()
+        with self.db:
+            removed = self._delete_sources_sql(source_ids)
+            for part in _chunks(list(source_ids)):
+                marks = ",".join("?" * len(part))
+                self.db.execute(f"DELETE FROM sources WHERE source_id IN ({marks})", tuple(part))
+        self._drop_rows(removed)
+        return len(removed)
+
+    def delete(self, doc_ids: Sequence[str]) -> int:
+        """Delete single chunks by id; returns how many existed."""
+        self._check_writable()
+        with self.db:
+            removed = self._delete_ids_sql(doc_ids)
+        self._drop_rows(removed)
+        return len(removed)
+
+    def _delete_sources_sql(self, source_ids: Sequence[str]) -> list[int]:
+        return self._delete_where("source_id", source_ids)
+
+    def _delete_ids_sql(self, doc_ids: Sequence[str]) -> list[int]:
+        return self._delete_where("id", doc_ids)
+
+    def _delete_where(self, column: str, values: Sequence[str]) -> list[int]:
+        removed: list[int] = []
+        for part in _chunks(list(values)):
+            marks = ",".join("?" * len(part))
+            rows = [
+                r[0]
+                for r in self.db.execute(
+                    f"SELECT row FROM chunks WHERE {column} IN ({marks})", tuple(part)
+                )
+            ]
+            for rpart in _chunks(rows):
+                rmarks = ",".join("?" * len(rpart))
+                self.db.execute(f"DELETE FROM vectors WHERE row IN ({rmarks})", tuple(rpart))
+                self.db.execute(f"DELETE FROM chunks WHERE row IN ({rmarks})", tuple(rpart))
+            removed.extend(rows)
+        return removed
+
+    def _drop_rows(self, rows: list[int]) -> None:
+        if not rows:
+            return
+        self.sparse.delete(rows)
+        array = np.asarray(rows, dtype=np.int64)
+        for index in self.dense.values():
+            index.delete(array)
+        self._dirty = True
+
+    def _check_writable(self) -> None:
+        if self.read_only:
+            raise StoreError(f"store {self.path} is open read-only")
+
+    def checkpoint(self) -> None:
+        """Save the derived indexes so the next open need not rebuild them."""
+        if self.read_only or not self._dirty:
+            return
+        self.sparse.save(self.path / "sparse.idx")
+        for name, index in self.dense.items():
+            index.save(self.path / f"dense-{name}")
+        self.db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        self._dirty = False
+
+    def close(self) -> None:
+        if getattr(self, "db", None) is None:
+            return
+        self.checkpoint()
+        self.db.close()
+        self.db = None  # type: ignore[assignment]
+        if self._lock_file is not None:
+            self._lock_file.close()
+
+    def __enter__(self) -> EmbeddedStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- reading -----------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+
+    def count_sources(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM sources").fetchone()[0]
+
+    def info(self) -> dict[str, Any]:
+        by_modality = dict(
+            self.db.execute("SELECT modality, COUNT(*) FROM chunks GROUP BY modality").fetchall()
+        )
+        size = sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
+        return {
+            "path": str(self.path),
+            "sources": self.count_sources(),
+            "chunks": len(self),
+            "by_modality": by_modality,
+            "fields": self.fields(),
+            "analyzer": self.analyzer.to_dict(),
+            "sparse_rows": len(self.sparse),
+            "dense_rows": {name: len(index) for name, index in self.dense.items()},
+            "bytes_on_disk": size,
+        }
+
+    def sources(self) -> list[dict[str, Any]]:
+        cur = self.db.execute(
+            "SELECT s.source_id, s.path, s.title, s.content_hash, COUNT(c.row)"
+            " FROM sources s LEFT JOIN chunks c ON c.source_id = s.source_id"
+            " GROUP BY s.source_id ORDER BY s.source_id"
+        )
+        keys = ("source_id", "path", "title", "content_hash", "chunks")
+        return [dict(zip(keys, r, strict=True)) for r in cur]
+
+    def documents(self, rows: Sequence[int]) -> list[Document]:
+        """Documents for rows, in the order given (missing rows are skipped)."""
+        found = self.documents_by_row(rows)
+        return [found[int(r)] for r in rows if int(r) in found]
+
+    def documents_by_row(self, rows: Sequence[int]) -> dict[int, Document]:
+        found: dict[int, Document] = {}
+        for part in _chunks(list(rows)):
+            marks = ",".join("?" * len(part))
+            for r in self.db.execute(
+                "SELECT row, id, source_id, modality, text, source, media, span, metadata"
+                f" FROM chunks WHERE row IN ({marks})",
+                tuple(int(x) for x in part),
+            ):
+                found[r[0]] = Document(
+                    id=r[1],
+                    source_id=r[2],
+                    modality=Modality(r[3]),
+                    text=r[4],
+                    source=r[5],
+                    media=r[6],
+                    span=Span.from_dict(json.loads(r[7])) if r[7] else None,
+                    metadata=json.loads(r[8]),
+                )
+        return found
+
+    def get(self, doc_ids: Sequence[str]) -> list[Document]:
+        rows: list[int] = []
+        for part in _chunks(list(doc_ids)):
+            marks = ",".join("?" * len(part))
+            rows.extend(
+                r[0]
+                for r in self.db.execute(
+                    f"SELECT row FROM chunks WHERE id IN ({marks})", tuple(part)
+                )
+            )
+        return self.documents(rows)
+
+    def iter_documents(self, batch: int = 1000) -> Iterator[tuple[int, Document]]:
+        last = 0
+        while True:
+            rows = [
+                r[0]
+                for r in self.db.execute(
+                    "SELECT row FROM chunks WHERE row > ? ORDER BY row LIMIT ?", (last, batch)
+                )
+            ]
+            if not rows:
+                return
+            yield from zip(rows, self.documents(rows), strict=True)
+            last = rows[-1]
+
+    def filter_rows(self, filters: dict[str, Any] | None) -> np.ndarray | None:
+        """Rows that match a metadata filter (sorted), or None when there is no filter."""
+        if not filters:
+            return None
+        clause, params = to_sql(filters)
+        return self._live_rows(f"SELECT row FROM chunks WHERE {clause} ORDER BY row", params)
+
+    def vectors(self, name: str, rows: Iterable[int]) -> np.ndarray:
+        dim = self.fields()[name]["dim"]
+        wanted = [int(r) for r in rows]
+        got_rows, vecs = self._vectors_for(name, wanted, dim)
+        order = {int(r): i for i, r in enumerate(got_rows)}
+        out = np.zeros((len(wanted), dim), dtype=np.float32)
+        for i, r in enumerate(wanted):
+            if r in order:
+                out[i] = vecs[order[r]]
+        return out
+
+    def search_sparse(
+        self,
+        queries: Sequence[str],
+        k: int,
+        params: BM25Params,
+        allowed: np.ndarray | None = None,
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        tokens = [self.analyzer.tokens(q) for q in queries]
+        return self.sparse.search_many(tokens, k, params, allowed)
+
+    def search_dense(
+        self, name: str, vectors: np.ndarray, k: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        if name not in self.dense:
+            raise StoreError(
+                f"store {self.path} has no vector field {name!r} (index with it first)"
+            )
+        return self.dense[name].search(np.asarray(vectors, dtype=np.float32), k, allowed)
+
+
+def default_store_path() -> Path:
+    """$MMRAG_STORE, else ./.mmrag (a store per project folder, like .git)."""
+    return Path(os.environ.get("MMRAG_STORE", ".mmrag"))

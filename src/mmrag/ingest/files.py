@@ -1,0 +1,353 @@
+"""Find files, pick their loader by suffix, check that the content matches the suffix.
+
+A loader turns the bytes of one file into one `SourceFile` (a document) or many (a
+JSONL file or BEIR corpus holds one record per line). Loaders are registered per
+suffix, explicitly, as callables or lazy "module:function" paths so a heavy parser
+(pypdfium2) is imported only when a file needs it.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from mmrag.errors import IngestError
+from mmrag.registry import import_object
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """A run of extracted text: a page of a PDF, a top-level part of a Markdown file.
+
+    Chunk spans are offsets into the section's coordinate space: the page's text when
+    `page` is set, else the source's whole extracted text, where this section starts
+    at `offset`. So `text[a:b]` is at `offset + a` in the whole text.
+    """
+
+    text: str
+    page: int | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFile:
+    """One loaded document (a file, or one record of a JSONL/BEIR corpus)."""
+
+    source_id: str  # the file's resolved absolute path, or the record id
+    path: Path
+    content_hash: str  # sha256 of the raw bytes (of the file, or of the record's line)
+    mtime: float
+    title: str
+    sections: list[Section]
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        """All sections' text, separated by blank lines (for display and tests)."""
+        return "\n\n".join(s.text for s in self.sections)
+
+
+class ContentKind(StrEnum):
+    """What a file's first bytes say it is; values read well in error messages."""
+
+    EMPTY = "an empty file"
+    TEXT = "text"
+    BINARY = "binary data (NUL bytes)"
+    PDF = "a PDF"
+    PNG = "a PNG image"
+    JPEG = "a JPEG image"
+    GIF = "a GIF image"
+    WEBP = "a WebP image"
+    WAV = "a WAV audio file"
+    FLAC = "a FLAC audio file"
+    OGG = "an Ogg media file"
+    MP3 = "an MP3 audio file"
+    MP4 = "an MP4/MOV video"
+    ZIP = "a ZIP archive (or docx/xlsx/epub)"
+    GZIP = "a gzip archive"
+    ELF = "an executable"
+    SQLITE = "an SQLite database"
+
+
+_SIGNATURES: tuple[tuple[bytes, ContentKind], ...] = (
+    (b"%PDF-", ContentKind.PDF),
+    (b"\x89PNG\r\n\x1a\n", ContentKind.PNG),
+    (b"\xff\xd8\xff", ContentKind.JPEG),
+    (b"GIF87a", ContentKind.GIF),
+    (b"GIF89a", ContentKind.GIF),
+    # Magic numbers that are plain letters also need the binary byte that follows them,
+    # so a text file that happens to start with "OggS" or "ID3" is not misjudged.
+    (b"fLaC\x00", ContentKind.FLAC),  # the first metadata block is STREAMINFO (type 0)
+    (b"fLaC\x80", ContentKind.FLAC),
+    (b"OggS\x00", ContentKind.OGG),
+    (b"ID3\x02\x00", ContentKind.MP3),
+    (b"ID3\x03\x00", ContentKind.MP3),
+    (b"ID3\x04\x00", ContentKind.MP3),
+    (b"PK\x03\x04", ContentKind.ZIP),
+    (b"PK\x05\x06", ContentKind.ZIP),
+    (b"\x1f\x8b", ContentKind.GZIP),
+    (b"\x7fELF", ContentKind.ELF),
+    (b"SQLite format 3\x00", ContentKind.SQLITE),
+)
+# Byte-order marks: text in UTF-16/32 is full of NUL bytes but is still text.
+BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
+
+
+def sniff(data: bytes) -> ContentKind:
+    """Classify content by its magic bytes, so a file whose suffix lies is caught."""
+    if not data:
+        return ContentKind.EMPTY
+    for magic, kind in _SIGNATURES:
+        if data.startswith(magic):
+            return kind
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return ContentKind.WEBP
+    if data[:4] == b"RIFF" and data[8:12] == b"WAVE":
+        return ContentKind.WAV
+    if data[:2] == b"\x00\x00" and data[4:8] == b"ftyp":  # ISO media: a size, then "ftyp"
+        return ContentKind.MP4
+    if data.startswith(BOMS):
+        return ContentKind.TEXT
+    if b"\x00" in data[:8192]:
+        return ContentKind.BINARY
+    return ContentKind.TEXT
+
+
+@dataclass(frozen=True, slots=True)
+class RawFile:
+    """A file's bytes and identity, as handed to a loader."""
+
+    path: Path  # resolved, absolute
+    data: bytes
+    mtime: float
+
+    @property
+    def suffix(self) -> str:
+        return self.path.suffix.lower()
+
+    def content_hash(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+    def error(self, reason: str) -> IngestError:
+        return IngestError(str(self.path), reason)
+
+    def source(
+        self, title: str, sections: list[Section], metadata: dict[str, Any] | None = None
+    ) -> SourceFile:
+        """The SourceFile for a one-document file."""
+        return SourceFile(
+            source_id=str(self.path),
+            path=self.path,
+            content_hash=self.content_hash(),
+            mtime=self.mtime,
+            title=title or self.path.stem,
+            sections=sections,
+            metadata={"suffix": self.suffix, **(metadata or {})},
+        )
+
+
+@dataclass(slots=True)
+class Loaded:
+    """What a loader got from one file, and what it skipped (e.g. bad JSONL lines)."""
+
+    sources: list[SourceFile]
+    skipped: list[IngestError] = field(default_factory=list)
+
+
+Loader = Callable[[RawFile], Loaded]
+
+
+@dataclass(frozen=True, slots=True)
+class LoaderEntry:
+    target: Loader | str  # a callable or a lazy "module:function" path
+    kinds: frozenset[ContentKind]  # what the content must sniff as
+
+
+_TEXT_KINDS = frozenset({ContentKind.TEXT})
+LOADERS: dict[str, LoaderEntry] = {
+    ".txt": LoaderEntry("mmrag.ingest.text_loaders:load_txt", _TEXT_KINDS),
+    ".text": LoaderEntry("mmrag.ingest.text_loaders:load_txt", _TEXT_KINDS),
+    ".md": LoaderEntry("mmrag.ingest.text_loaders:load_markdown", _TEXT_KINDS),
+    ".markdown": LoaderEntry("mmrag.ingest.text_loaders:load_markdown", _TEXT_KINDS),
+    ".html": LoaderEntry("mmrag.ingest.text_loaders:load_html", _TEXT_KINDS),
+    ".htm": LoaderEntry("mmrag.ingest.text_loaders:load_html", _TEXT_KINDS),
+    ".jsonl": LoaderEntry("mmrag.ingest.text_loaders:load_jsonl", _TEXT_KINDS),
+    ".pdf": LoaderEntry("mmrag.ingest.pdf_loader:load_pdf", frozenset({ContentKind.PDF})),
+}
+# A folder holding this file (and BEIR's queries or qrels) is a BEIR corpus: it is
+# loaded as one unit, and its other files (queries, qrels) are not documents.
+BEIR_CORPUS = "corpus.jsonl"
+# A folder's file of glob patterns for names not to index (e.g. its README.md).
+IGNORE_FILE = ".mmragignore"
+
+
+def register_loader(
+    suffixes: Iterable[str],
+    loader: Loader | str,
+    kinds: Iterable[ContentKind] = (ContentKind.TEXT,),
+) -> None:
+    """Add or replace the loader for some suffixes (".png"), for content of the given kinds."""
+    entry = LoaderEntry(loader, frozenset(kinds))
+    for suffix in suffixes:
+        suffix = suffix.lower()
+        LOADERS[suffix if suffix.startswith(".") else f".{suffix}"] = entry
+
+
+def supported_suffixes() -> list[str]:
+    return sorted(LOADERS)
+
+
+def _hidden(name: str) -> bool:
+    return name.startswith(".")
+
+
+def iter_files(paths: Sequence[Path], recursive: bool = True) -> Iterator[Path]:
+    """Files to load under `paths`, each once, in sorted order per given path.
+
+    A file named explicitly is yielded whatever its suffix (so an unsupported one is
+    reported, not silently dropped). Inside folders only registered suffixes are;
+    hidden files and folders, and names matching a glob in a `.mmragignore` file of
+    the folder or a parent, are skipped; a BEIR corpus folder yields only its
+    corpus.jsonl.
+    """
+    seen: set[Path] = set()
+    for root in paths:
+        root = Path(root)
+        if root.is_dir():
+            found = iter(sorted(_walk(root, recursive), key=lambda p: p.parts))
+        else:
+            found = iter([root])
+        for path in found:
+            if path not in seen:
+                seen.add(path)
+                yield path
+
+
+def _ignore_patterns(folder: Path) -> list[str]:
+    """Glob patterns from the folder's .mmragignore, one per line ('#' starts a comment)."""
+    try:
+        lines = (folder / IGNORE_FILE).read_text(encoding="utf-8").splitlines()
+    except (FileNotFoundError, NotADirectoryError, UnicodeDecodeError):
+        return []
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+def _is_beir(files: list[str], dirs: list[str]) -> bool:
+    """BEIR's layout: corpus.jsonl beside queries.jsonl or a qrels/ folder."""
+    return BEIR_CORPUS in files and ("queries.jsonl" in files or "qrels" in dirs)
+
+
+def _walk(root: Path, recursive: bool) -> Iterator[Path]:
+    ignored: dict[Path, list[str]] = {}  # folder -> its patterns and its parents'
+    for folder, dirs, files in os.walk(root):
+        here = Path(folder)
+        inherited = ignored.get(here.parent, []) if here != root else []
+        patterns = ignored[here] = inherited + _ignore_patterns(here)
+        if _is_beir(files, dirs):
+            dirs.clear()
+            yield here / BEIR_CORPUS
+            continue
+
+        def skip(name: str, patterns: list[str] = patterns) -> bool:
+            return _hidden(name) or any(fnmatch.fnmatch(name, p) for p in patterns)
+
+        dirs[:] = sorted(d for d in dirs if not skip(d)) if recursive else []
+        for name in sorted(files):
+            if not skip(name) and Path(name).suffix.lower() in LOADERS:
+                yield here / name
+
+
+def read_raw(path: Path) -> RawFile:
+    """The bytes of a file; OSError becomes IngestError with the system's reason."""
+    path = Path(path).expanduser().resolve()
+    try:
+        if path.is_dir():
+            if (path / BEIR_CORPUS).is_file():
+                path = path / BEIR_CORPUS
+            else:
+                raise IngestError(str(path), f"a folder (not a BEIR corpus: no {BEIR_CORPUS})")
+        data = path.read_bytes()
+        mtime = path.stat().st_mtime
+    except FileNotFoundError as exc:
+        raise IngestError(str(path), "no such file or directory") from exc
+    except OSError as exc:
+        raise IngestError(str(path), exc.strerror or str(exc)) from exc
+    return RawFile(path, data, mtime)
+
+
+def _entry(raw: RawFile) -> LoaderEntry:
+    entry = LOADERS.get(raw.suffix)
+    if entry is None:
+        shown = raw.suffix or "(no suffix)"
+        raise raw.error(
+            f"unsupported file type {shown}; supported: {', '.join(supported_suffixes())}"
+        )
+    return entry
+
+
+def check_content(raw: RawFile, kinds: frozenset[ContentKind]) -> None:
+    """Refuse content that is not what the suffix promises, with a reason a user can act on."""
+    kind = sniff(raw.data)
+    if kind is ContentKind.EMPTY:
+        raise raw.error("empty file")
+    if kind in kinds:
+        return
+    if kind is ContentKind.BINARY and ContentKind.TEXT in kinds:
+        raise raw.error(f"binary data (NUL bytes) in a {raw.suffix} file")
+    if kind in (ContentKind.TEXT, ContentKind.BINARY):
+        expected = " or ".join(sorted(k.value for k in kinds))
+        looks = "plain text" if kind is ContentKind.TEXT else "unknown binary data"
+        raise raw.error(f"named {raw.suffix} but is not {expected} (it looks like {looks})")
+    raise raw.error(f"looks like {kind.value} but is named {raw.suffix}")
+
+
+def load(path: Path) -> Loaded:
+    """Every document in one file (or BEIR folder), and the parts that were skipped."""
+    raw = read_raw(path)
+    entry = _entry(raw)
+    check_content(raw, entry.kinds)
+    loader = import_object(entry.target) if isinstance(entry.target, str) else entry.target
+    return loader(raw)
+
+
+def load_source(path: Path) -> SourceFile:
+    """The one document in a file; a JSONL or BEIR file, which holds many, needs `load`."""
+    loaded = load(path)
+    if len(loaded.sources) != 1:
+        raise IngestError(
+            str(path), f"holds {len(loaded.sources)} records; load it with mmrag.ingest.load()"
+        )
+    return loaded.sources[0]
+
+
+def scan(
+    paths: Sequence[Path], recursive: bool = True
+) -> tuple[list[SourceFile], list[IngestError]]:
+    """Load every file under `paths`; a bad file is reported and the scan goes on."""
+    sources: list[SourceFile] = []
+    errors: list[IngestError] = []
+    existing = []
+    for p in paths:
+        if Path(p).exists():
+            existing.append(Path(p))
+        else:
+            errors.append(IngestError(str(p), "no such file or directory"))
+    for path in iter_files(existing, recursive):
+        try:
+            loaded = load(path)
+        except IngestError as exc:
+            errors.append(exc)
+            continue
+        except Exception as exc:  # noqa: BLE001 - a parser bug on one file must not stop a scan
+            errors.append(IngestError(str(path), f"unexpected {type(exc).__name__}: {exc}"))
+            continue
+        sources.extend(loaded.sources)
+        errors.extend(loaded.skipped)
+    return sources, errors

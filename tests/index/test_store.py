@@ -1,0 +1,190 @@
+"""The embedded store: incremental add/update/delete, filters, and crash consistency."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mmrag.errors import ConfigError, StoreError
+from mmrag.index.bm25 import BM25Params
+from mmrag.index.store import Batch, EmbeddedStore, FieldVectors, SourceInfo
+from mmrag.types import Document
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _scifact_texts(data_dir: Path, n: int) -> list[tuple[str, str]]:
+    import json
+
+    out = []
+    with open(data_dir / "scifact" / "corpus.jsonl", encoding="utf-8") as f:
+        for line in f:
+            rec = json.loads(line)
+            out.append((rec["_id"], rec["title"] + "\n" + rec["text"]))
+            if len(out) == n:
+                break
+    return out
+
+
+def _batch(store: EmbeddedStore, records: list[tuple[str, str]], seed: int = 0, **meta) -> Batch:
+    rng = np.random.default_rng(seed)
+    docs = [
+        Document(id=i, text=t, source_id=i, metadata={"n": k, **meta})
+        for k, (i, t) in enumerate(records)
+    ]
+    return Batch(
+        sources=[SourceInfo(source_id=d.id, content_hash=str(hash(d.text))) for d in docs],
+        docs=docs,
+        tokens=[store.analyzer.tokens(d.text) for d in docs],
+        vectors={"text": FieldVectors.full(rng.standard_normal((len(docs), 8)).astype(np.float32))},
+    )
+
+
+@pytest.fixture()
+def records(data_dir: Path) -> list[tuple[str, str]]:
+    return _scifact_texts(data_dir, 300)
+
+
+def _open(path: Path) -> EmbeddedStore:
+    store = EmbeddedStore(path)
+    store.ensure_field("text", 8, {"kind": "random", "model": "test"})
+    return store
+
+
+def test_add_update_delete_and_reopen(tmp_path: Path, records) -> None:
+    store = _open(tmp_path / "s")
+    store.write(_batch(store, records[:200]))
+    store.write(_batch(store, records[200:], seed=1))
+    assert len(store) == 300 and len(store.sparse) == 300 and len(store.dense["text"]) == 300
+
+    query = records[5][1].split("\n")[0]  # a title: its own document must come first
+    ((rows, _),) = store.search_sparse([query], 5, BM25Params())
+    assert store.documents(rows[:1].tolist())[0].id == records[5][0]
+
+    # update: same source id, new text -> old chunk gone, new one found
+    new = [(records[5][0], "zyxwv completely replaced text about quokkas")]
+    store.write(_batch(store, new, seed=2))
+    assert len(store) == 300
+    ((rows, _),) = store.search_sparse(["quokkas"], 5, BM25Params())
+    assert [d.id for d in store.documents(rows.tolist())] == [records[5][0]]
+    ((rows, _),) = store.search_sparse([query], 5, BM25Params())
+    assert records[5][0] not in [d.id for d in store.documents(rows.tolist())]
+
+    assert store.delete_sources([records[0][0], records[1][0], "no-such-source"]) == 2
+    assert len(store) == 298
+    store.close()
+
+    again = EmbeddedStore(tmp_path / "s")
+    assert len(again) == 298 and len(again.sparse) == 298 and len(again.dense["text"]) == 298
+    ((rows, _),) = again.search_sparse(["quokkas"], 5, BM25Params())
+    assert again.documents(rows.tolist())[0].id == records[5][0]
+    dense_rows, _ = again.search_dense("text", again.vectors("text", rows[:1]), 1)
+    assert dense_rows[0, 0] == rows[0]
+    again.close()
+
+
+def test_derived_indexes_catch_up_without_checkpoint(tmp_path: Path, records) -> None:
+    store = _open(tmp_path / "s")
+    store.write(_batch(store, records[:100]))
+    store.checkpoint()
+    store.write(_batch(store, records[100:150], seed=1))
+    store.delete_sources([records[0][0]])
+    # simulate a crash: drop the handle without saving the derived indexes
+    store.db.close()
+    store._lock_file.close()
+    again = EmbeddedStore(tmp_path / "s")
+    assert len(again.sparse) == len(again) == 149
+    assert len(again.dense["text"]) == 149
+    assert set(again.sparse.rows().tolist()) == set(
+        again._live_rows("SELECT row FROM chunks").tolist()
+    )
+    again.close()
+
+
+def test_filters(tmp_path: Path, records) -> None:
+    store = _open(tmp_path / "s")
+    store.write(_batch(store, records[:50], lang="en"))
+    store.write(_batch(store, records[50:60], seed=1, lang="de"))
+    de = store.filter_rows({"lang": "de"})
+    assert len(de) == 10
+    assert len(store.filter_rows({"lang": {"$in": ["de", "en"]}, "n": {"$lt": 5}})) == 10
+    assert len(store.filter_rows({"$or": [{"lang": "de"}, {"n": 0}]})) == 11
+    ((rows, _),) = store.search_sparse([records[3][1][:80]], 10, BM25Params(), de)
+    assert set(rows.tolist()) <= set(de.tolist())
+    with pytest.raises(ConfigError):
+        store.filter_rows({"bad key'; DROP TABLE chunks; --": 1})
+    with pytest.raises(ConfigError):
+        store.filter_rows({"n": {"$regex": "x"}})
+    store.close()
+
+
+def test_refuses_mixed_encoders_and_second_writer(tmp_path: Path) -> None:
+    store = _open(tmp_path / "s")
+    with pytest.raises(StoreError, match="refusing to mix"):
+        store.ensure_field("text", 8, {"kind": "random", "model": "other"})
+    with pytest.raises(StoreError, match="another process"):
+        EmbeddedStore(tmp_path / "s")
+    reader = EmbeddedStore(tmp_path / "s", read_only=True)
+    with pytest.raises(StoreError, match="read-only"):
+        reader.delete(["x"])
+    reader.close()
+    store.close()
+    with pytest.raises(StoreError, match="no mmrag store"):
+        EmbeddedStore(tmp_path / "missing", read_only=True)
+
+
+def test_corrupt_database_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "mmrag.sqlite").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match="not a readable mmrag store"):
+        EmbeddedStore(tmp_path / "s")
+
+
+@pytest.mark.parametrize("wait_batches", [3, 11, 24])
+def test_kill_9_keeps_every_committed_batch(
+    tmp_path: Path, data_dir: Path, wait_batches: int
+) -> None:
+    """A writer killed with SIGKILL mid-indexing leaves a store that opens, holds every
+    batch it reported committed, and whose derived indexes agree with the database."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            str(Path(__file__).with_name("crash_writer.py")),
+            str(tmp_path / "s"),
+            str(data_dir / "scifact" / "corpus.jsonl"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    committed = -1
+    deadline = time.monotonic() + 120
+    assert child.stdout is not None
+    while committed < wait_batches and time.monotonic() < deadline:
+        line = child.stdout.readline()
+        if not line:
+            break
+        committed = int(line)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert committed >= wait_batches, "writer did not get far enough"
+
+    store = EmbeddedStore(tmp_path / "s")
+    ids = {d.id for _, d in store.iter_documents()}
+    for b in range(committed + 1):
+        assert {f"b{b}-d{i}" for i in range(20)} <= ids
+    assert len(ids) % 20 == 0  # batches are all-or-nothing
+    live = set(store._live_rows("SELECT row FROM chunks").tolist())
+    assert set(store.sparse.rows().tolist()) == live
+    assert set(store.dense["text"].rows().tolist()) == live
+    ((rows, _),) = store.search_sparse([f"marker{committed}x7"], 3, BM25Params())
+    assert store.documents(rows[:1].tolist())[0].id == f"b{committed}-d7"
+    store.close()
