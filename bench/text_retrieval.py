@@ -117,7 +117,7 @@ def scifact(data: Path, skip_rank_bm25: bool) -> dict[str, Any]:
         ours_by_q: dict[str, list[str]] = {}
         for q, toks in query_tokens.items():
             ((rows, _),) = store.sparse.search_many([toks], 10, params)
-            ours_by_q[q] = [d.source_id for d in store.documents(rows.tolist())]
+            ours_by_q[q] = [d.group for d in store.documents(rows.tolist())]
         ref_by_q: dict[str, list[str]] = {}
         ref_run: dict[str, dict[str, float]] = {}
         for q, toks in query_tokens.items():

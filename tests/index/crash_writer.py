@@ -5,7 +5,8 @@ import sys
 
 import numpy as np
 
-from mmrag.index.store import Batch, EmbeddedStore, FieldVectors, SourceInfo
+from mmrag.index.batch import Batch, FieldVectors, SourceInfo
+from mmrag.index.store import EmbeddedStore
 from mmrag.types import Document
 
 

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 from mmrag.errors import ConfigError, StoreError
+from mmrag.index.batch import Batch, FieldVectors, SourceInfo
 from mmrag.index.bm25 import BM25Params
-from mmrag.index.store import Batch, EmbeddedStore, FieldVectors, SourceInfo
+from mmrag.index.store import EmbeddedStore
 from mmrag.types import Document
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,6 +48,11 @@ def _batch(store: EmbeddedStore, records: list[tuple[str, str]], seed: int = 0, 
     )
 
 
+def _ids(results) -> list[str]:
+    (scored,) = results
+    return [d.id for d, _ in scored]
+
+
 @pytest.fixture()
 def records(data_dir: Path) -> list[tuple[str, str]]:
     return _scifact_texts(data_dir, 300)
@@ -65,17 +71,14 @@ def test_add_update_delete_and_reopen(tmp_path: Path, records) -> None:
     assert len(store) == 300 and len(store.sparse) == 300 and len(store.dense["text"]) == 300
 
     query = records[5][1].split("\n")[0]  # a title: its own document must come first
-    ((rows, _),) = store.search_sparse([query], 5, BM25Params())
-    assert store.documents(rows[:1].tolist())[0].id == records[5][0]
+    assert _ids(store.search_sparse([query], 5, BM25Params()))[0] == records[5][0]
 
     # update: same source id, new text -> old chunk gone, new one found
     new = [(records[5][0], "zyxwv completely replaced text about quokkas")]
     store.write(_batch(store, new, seed=2))
     assert len(store) == 300
-    ((rows, _),) = store.search_sparse(["quokkas"], 5, BM25Params())
-    assert [d.id for d in store.documents(rows.tolist())] == [records[5][0]]
-    ((rows, _),) = store.search_sparse([query], 5, BM25Params())
-    assert records[5][0] not in [d.id for d in store.documents(rows.tolist())]
+    assert _ids(store.search_sparse(["quokkas"], 5, BM25Params())) == [records[5][0]]
+    assert records[5][0] not in _ids(store.search_sparse([query], 5, BM25Params()))
 
     assert store.delete_sources([records[0][0], records[1][0], "no-such-source"]) == 2
     assert len(store) == 298
@@ -83,10 +86,9 @@ def test_add_update_delete_and_reopen(tmp_path: Path, records) -> None:
 
     again = EmbeddedStore(tmp_path / "s")
     assert len(again) == 298 and len(again.sparse) == 298 and len(again.dense["text"]) == 298
-    ((rows, _),) = again.search_sparse(["quokkas"], 5, BM25Params())
-    assert again.documents(rows.tolist())[0].id == records[5][0]
-    dense_rows, _ = again.search_dense("text", again.vectors("text", rows[:1]), 1)
-    assert dense_rows[0, 0] == rows[0]
+    assert _ids(again.search_sparse(["quokkas"], 5, BM25Params())) == [records[5][0]]
+    (row,) = again.filter_rows({"id": records[5][0]})
+    assert _ids(again.search_dense("text", again.vectors("text", [row]), 1)) == [records[5][0]]
     again.close()
 
 
@@ -116,8 +118,11 @@ def test_filters(tmp_path: Path, records) -> None:
     assert len(de) == 10
     assert len(store.filter_rows({"lang": {"$in": ["de", "en"]}, "n": {"$lt": 5}})) == 10
     assert len(store.filter_rows({"$or": [{"lang": "de"}, {"n": 0}]})) == 11
-    ((rows, _),) = store.search_sparse([records[3][1][:80]], 10, BM25Params(), de)
-    assert set(rows.tolist()) <= set(de.tolist())
+    (hits,) = store.search_sparse([records[3][1][:80]], 10, BM25Params(), {"lang": "de"})
+    assert hits and all(d.metadata["lang"] == "de" for d, _ in hits)
+    vec = store.vectors("text", de[:1])
+    (hits,) = store.search_dense("text", vec, 50, {"lang": "de"})
+    assert len(hits) == 10 and all(d.metadata["lang"] == "de" for d, _ in hits)
     with pytest.raises(ConfigError):
         store.filter_rows({"bad key'; DROP TABLE chunks; --": 1})
     with pytest.raises(ConfigError):
@@ -185,6 +190,7 @@ def test_kill_9_keeps_every_committed_batch(
     live = set(store._live_rows("SELECT row FROM chunks").tolist())
     assert set(store.sparse.rows().tolist()) == live
     assert set(store.dense["text"].rows().tolist()) == live
-    ((rows, _),) = store.search_sparse([f"marker{committed}x7"], 3, BM25Params())
-    assert store.documents(rows[:1].tolist())[0].id == f"b{committed}-d7"
+    assert _ids(store.search_sparse([f"marker{committed}x7"], 3, BM25Params()))[0] == (
+        f"b{committed}-d7"
+    )
     store.close()

@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from mmrag.eval.metrics import Qrels, Run, evaluate
+from mmrag.index.batch import SourceInfo
 from mmrag.index.indexer import Indexer
-from mmrag.index.store import EmbeddedStore, SourceInfo
+from mmrag.index.store import EmbeddedStore
 from mmrag.models.text import TextEncoder
 from mmrag.progress import progress
 from mmrag.retrieve.base import Retriever

@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from mmrag.errors import IngestError
+from mmrag.index.base import Store
+from mmrag.index.batch import Batch, FieldVectors, SourceInfo
 from mmrag.index.embedders import FieldEmbedder, TextFieldEmbedder
-from mmrag.index.store import Batch, EmbeddedStore, FieldVectors, SourceInfo
 from mmrag.ingest.chunking import chunk_documents
 from mmrag.ingest.files import SourceFile, iter_files, load
 from mmrag.models.text import TextEncoder
@@ -59,7 +60,7 @@ class Indexer:
 
     def __init__(
         self,
-        store: EmbeddedStore,
+        store: Store,
         encoder: TextEncoder | None = None,
         *,
         embedders: Sequence[FieldEmbedder] = (),
@@ -207,7 +208,6 @@ class Indexer:
         batch = Batch(
             sources=[info for info, _ in pending],
             docs=docs,
-            tokens=[self.store.analyzer.tokens(d.text) for d in docs],
         )
         for e in self.embedders:
             positions = np.array([i for i, d in enumerate(docs) if e.accepts(d)], dtype=np.int64)

@@ -15,7 +15,6 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -24,54 +23,19 @@ import numpy as np
 
 from mmrag.errors import StoreError
 from mmrag.index.analyzer import Analyzer
+from mmrag.index.base import Scored, Store
+from mmrag.index.batch import Batch, FieldVectors, SourceInfo
 from mmrag.index.bm25 import BM25Params
 from mmrag.index.dense import DenseIndex
 from mmrag.index.filters import to_sql
 from mmrag.index.sparse import SparseIndex
 from mmrag.types import Document, Modality, Span
 
+__all__ = ["Batch", "EmbeddedStore", "FieldVectors", "SourceInfo", "default_store_path"]
+
 SCHEMA_VERSION = "1"
 DB_NAME = "mmrag.sqlite"
 _SQL_CHUNK = 900  # stay under SQLite's bound-parameter limit
-
-
-@dataclass(frozen=True, slots=True)
-class SourceInfo:
-    """What the store remembers about an ingested file or record, for idempotent re-indexing."""
-
-    source_id: str
-    content_hash: str
-    path: str | None = None
-    title: str | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class FieldVectors:
-    """Vectors of one field for some of a batch's documents: `positions` index `Batch.docs`.
-
-    Not every document has every field: a text chunk has no image-space vector of its own.
-    """
-
-    positions: np.ndarray  # int64, (n,)
-    vectors: np.ndarray  # float32, (n, dim)
-
-    @classmethod
-    def full(cls, vectors: np.ndarray) -> FieldVectors:
-        return cls(np.arange(len(vectors), dtype=np.int64), vectors)
-
-
-@dataclass(slots=True)
-class Batch:
-    """Everything one transaction writes: sources replaced whole, their chunks, tokens, vectors."""
-
-    sources: list[SourceInfo] = field(default_factory=list)
-    docs: list[Document] = field(default_factory=list)
-    tokens: list[list[str]] = field(default_factory=list)
-    vectors: dict[str, FieldVectors] = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return len(self.docs)
 
 
 def _chunks(seq: Sequence[Any], size: int = _SQL_CHUNK) -> Iterator[Sequence[Any]]:
@@ -79,7 +43,7 @@ def _chunks(seq: Sequence[Any], size: int = _SQL_CHUNK) -> Iterator[Sequence[Any
         yield seq[i : i + size]
 
 
-class EmbeddedStore:
+class EmbeddedStore(Store):
     """Documents, a sparse index and dense indexes in one directory."""
 
     def __init__(
@@ -252,7 +216,8 @@ class EmbeddedStore:
         Either every document of the batch is stored (and searchable) or none is.
         """
         self._check_writable()
-        if len(batch.tokens) != len(batch.docs):
+        tokens = batch.tokens or [self.analyzer.tokens(d.text) for d in batch.docs]
+        if len(tokens) != len(batch.docs):
             raise ValueError("one token list per document is required")
         fields = self.fields()
         for name, fv in batch.vectors.items():
@@ -279,7 +244,7 @@ class EmbeddedStore:
                 ],
             )
             rows = []
-            for doc, tokens in zip(batch.docs, batch.tokens, strict=True):
+            for doc, doc_tokens in zip(batch.docs, tokens, strict=True):
                 cur = self.db.execute(
                     "INSERT INTO chunks(id, source_id, modality, text, source, media, span,"
                     " metadata, tokens) VALUES (?,?,?,?,?,?,?,?,?)",
@@ -292,7 +257,7 @@ class EmbeddedStore:
                         doc.media,
                         json.dumps(doc.span.to_dict()) if doc.span else None,
                         json.dumps(doc.metadata, ensure_ascii=False, default=str),
-                        " ".join(tokens),
+                        " ".join(doc_tokens),
                     ),
                 )
                 rows.append(cur.lastrowid)
@@ -307,7 +272,7 @@ class EmbeddedStore:
                 )
         # Derived indexes change only after the commit succeeded.
         self._drop_rows(removed)
-        self.sparse.add(rows, batch.tokens)
+        self.sparse.add(rows, tokens)
         row_array = np.asarray(rows, dtype=np.int64)
         for name, fv in batch.vectors.items():
             if len(fv.positions):
@@ -389,12 +354,6 @@ class EmbeddedStore:
         self.db = None  # type: ignore[assignment]
         if self._lock_file is not None:
             self._lock_file.close()
-
-    def __enter__(self) -> EmbeddedStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # ---- reading -----------------------------------------------------------------
 
@@ -505,19 +464,35 @@ class EmbeddedStore:
         queries: Sequence[str],
         k: int,
         params: BM25Params,
-        allowed: np.ndarray | None = None,
-    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        filters: dict[str, Any] | None = None,
+    ) -> list[Scored]:
+        allowed = self.filter_rows(filters)
         tokens = [self.analyzer.tokens(q) for q in queries]
-        return self.sparse.search_many(tokens, k, params, allowed)
+        return [self._scored(r, s) for r, s in self.sparse.search_many(tokens, k, params, allowed)]
 
     def search_dense(
-        self, name: str, vectors: np.ndarray, k: int, allowed: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        if name not in self.dense:
+        self,
+        field: str,
+        vectors: np.ndarray,
+        k: int,
+        filters: dict[str, Any] | None = None,
+    ) -> list[Scored]:
+        if field not in self.dense:
             raise StoreError(
-                f"store {self.path} has no vector field {name!r} (index with it first)"
+                f"store {self.path} has no vector field {field!r} (index with it first)"
             )
-        return self.dense[name].search(np.asarray(vectors, dtype=np.float32), k, allowed)
+        allowed = self.filter_rows(filters)
+        rows, scores = self.dense[field].search(np.asarray(vectors, dtype=np.float32), k, allowed)
+        return [self._scored(r, s) for r, s in zip(rows, scores, strict=True)]
+
+    def _scored(self, rows: np.ndarray, scores: np.ndarray) -> Scored:
+        """Rows to documents; padding (-1) and rows deleted meanwhile are dropped."""
+        keep = rows >= 0
+        rows_list, scores_list = rows[keep].tolist(), scores[keep].tolist()
+        docs = self.documents_by_row(rows_list)
+        return [
+            (docs[r], float(s)) for r, s in zip(rows_list, scores_list, strict=True) if r in docs
+        ]
 
 
 def default_store_path() -> Path:

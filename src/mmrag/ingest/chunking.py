@@ -308,7 +308,8 @@ def chunk_documents(
 
     A chunk's span is relative to its section's coordinate space: for a paged source
     (PDF) the page's text, otherwise the source's whole extracted text, of which each
-    section is the slice starting at `section.offset`.
+    section is the slice starting at `section.offset`. The source's ready-made media
+    documents follow the text chunks.
     """
     docs: list[Document] = []
     for section in source.sections:
@@ -329,5 +330,6 @@ def chunk_documents(
                     metadata=metadata,
                 )
             )
+    docs.extend(source.media)
     return docs
 

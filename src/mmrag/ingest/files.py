@@ -19,6 +19,7 @@ from typing import Any
 
 from mmrag.errors import IngestError
 from mmrag.registry import import_object
+from mmrag.types import Document
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +48,9 @@ class SourceFile:
     title: str
     sections: list[Section]
     metadata: dict[str, Any] = field(default_factory=dict)
+    # Ready-made non-text documents (an image, a video shot, a page image, a transcript
+    # segment with its time span): indexed as they are, after the text chunks.
+    media: list[Document] = field(default_factory=list)
 
     @property
     def text(self) -> str:

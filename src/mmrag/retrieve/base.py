@@ -5,9 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
-import numpy as np
-
-from mmrag.index.store import EmbeddedStore
+from mmrag.index.base import Scored
 from mmrag.types import Hit, Query, Ranked, StageReport
 
 
@@ -27,21 +25,7 @@ def as_query(query: Query | str) -> Query:
     return Query(text=query) if isinstance(query, str) else query
 
 
-def to_ranked(
-    store: EmbeddedStore,
-    query: Query,
-    rows: np.ndarray,
-    scores: np.ndarray,
-    report: StageReport,
-) -> Ranked:
-    """Turn index rows and scores into hits; rows deleted meanwhile are dropped."""
-    keep = rows >= 0
-    rows, scores = rows[keep].tolist(), scores[keep].tolist()
-    docs = store.documents_by_row(rows)
-    hits = [
-        Hit(doc=docs[r], score=float(s), scores={report.name: float(s)})
-        for r, s in zip(rows, scores, strict=True)
-        if r in docs
-    ]
+def to_ranked(query: Query, scored: Scored, report: StageReport) -> Ranked:
+    hits = [Hit(doc=d, score=s, scores={report.name: s}) for d, s in scored]
     report.n_out = len(hits)
     return Ranked(query=query, hits=hits, reports=[report])

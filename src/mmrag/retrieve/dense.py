@@ -5,18 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from mmrag.errors import StoreError
-from mmrag.index.store import EmbeddedStore
+from mmrag.index.base import Store
 from mmrag.models.text import TextEncoder, load_text_encoder
 from mmrag.retrieve.base import Retriever, as_query, to_ranked
 from mmrag.types import Query, Ranked, StageReport, timed
 
 
-def encoder_for_field(store: EmbeddedStore, field: str) -> TextEncoder:
+def encoder_for_field(store: Store, field: str) -> TextEncoder:
     fields = store.fields()
     if field not in fields:
-        raise StoreError(
-            f"store {store.path} has no vector field {field!r}; index with a dense encoder"
-        )
+        raise StoreError(f"the store has no vector field {field!r}; index with a dense encoder")
     info = dict(fields[field]["encoder"])
     kind = info.pop("kind")
     return load_text_encoder(kind, model=info["model"])
@@ -26,7 +24,7 @@ class DenseRetriever(Retriever):
     name = "dense"
 
     def __init__(
-        self, store: EmbeddedStore, field: str = "text", encoder: TextEncoder | None = None
+        self, store: Store, field: str = "text", encoder: TextEncoder | None = None
     ) -> None:
         self.store = store
         self.field = field
@@ -42,7 +40,6 @@ class DenseRetriever(Retriever):
         for q, vec in zip(qs, vectors, strict=True):
             report = StageReport(stage="retrieve", name=self.name, seconds=share)
             with timed(report):
-                allowed = self.store.filter_rows(q.filters)
-                rows, scores = self.store.search_dense(self.field, vec[None, :], k, allowed)
-                out.append(to_ranked(self.store, q, rows[0], scores[0], report))
+                (scored,) = self.store.search_dense(self.field, vec[None, :], k, q.filters)
+                out.append(to_ranked(q, scored, report))
         return out

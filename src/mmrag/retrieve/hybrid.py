@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from mmrag.errors import ConfigError
-from mmrag.index.store import EmbeddedStore
+from mmrag.index.base import Store
 from mmrag.retrieve.base import Retriever, as_query
 from mmrag.retrieve.dense import DenseRetriever
 from mmrag.retrieve.fusion import rrf, weighted
@@ -24,7 +24,7 @@ class HybridRetriever(Retriever):
 
     def __init__(
         self,
-        store: EmbeddedStore,
+        store: Store,
         retrievers: Sequence[Retriever] | None = None,
         fusion: str = "rrf",
         weights: Sequence[float] | None = None,

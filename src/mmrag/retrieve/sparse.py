@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from mmrag.index.base import Store
 from mmrag.index.bm25 import BM25Params
-from mmrag.index.store import EmbeddedStore
 from mmrag.retrieve.base import Retriever, as_query, to_ranked
 from mmrag.types import Query, Ranked, StageReport, timed
 
@@ -17,7 +17,7 @@ class BM25Retriever(Retriever):
 
     def __init__(
         self,
-        store: EmbeddedStore,
+        store: Store,
         method: str = "lucene",
         k1: float = 1.2,
         b: float = 0.75,
@@ -31,14 +31,13 @@ class BM25Retriever(Retriever):
         for q in map(as_query, queries):
             report = StageReport(stage="retrieve", name=self.name)
             with timed(report):
-                allowed = self.store.filter_rows(q.filters)
-                ((rows, scores),) = self.store.search_sparse([q.text], k, self.params, allowed)
-                out.append(to_ranked(self.store, q, rows, scores, report))
+                (scored,) = self.store.search_sparse([q.text], k, self.params, q.filters)
+                out.append(to_ranked(q, scored, report))
         return out
 
 
 class TfidfRetriever(BM25Retriever):
     name = "tfidf"
 
-    def __init__(self, store: EmbeddedStore) -> None:
+    def __init__(self, store: Store) -> None:
         super().__init__(store, method="tfidf")

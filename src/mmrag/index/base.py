@@ -1,0 +1,95 @@
+"""The store interface every backend implements: the embedded store and distributed ones.
+
+Retrievers and the indexer talk only to this interface, so moving a collection from
+the embedded store to a server keeps code, config and data model.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from mmrag.index.batch import Batch
+from mmrag.index.bm25 import BM25Params
+from mmrag.types import Document
+
+Scored = list[tuple[Document, float]]  # best first
+
+
+class Store(ABC):
+    """Documents with a sparse (BM25) index and named dense vector fields."""
+
+    # ---- schema ------------------------------------------------------------------
+    @abstractmethod
+    def fields(self) -> dict[str, dict[str, Any]]:
+        """Vector fields: name -> {"dim": int, "encoder": {...}}."""
+
+    @abstractmethod
+    def ensure_field(self, name: str, dim: int, encoder: dict[str, Any]) -> None:
+        """Declare a vector field, or check that an existing one used the same encoder."""
+
+    # ---- writing -----------------------------------------------------------------
+    @abstractmethod
+    def write(self, batch: Batch) -> None:
+        """Replace the batch's sources and insert its documents, all or nothing."""
+
+    @abstractmethod
+    def delete_sources(self, source_ids: Sequence[str]) -> int:
+        """Delete sources and their documents; returns how many documents went."""
+
+    @abstractmethod
+    def delete(self, doc_ids: Sequence[str]) -> int:
+        """Delete single documents by id; returns how many existed."""
+
+    def checkpoint(self) -> None:  # noqa: B027 - an optional hook, not abstract
+        """Make what was written durable and quick to reopen (a no-op where a server does it)."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- reading -----------------------------------------------------------------
+    @abstractmethod
+    def __len__(self) -> int: ...
+
+    @abstractmethod
+    def info(self) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def source_hashes(self) -> dict[str, str]:
+        """source id -> content hash, for idempotent re-indexing."""
+
+    @abstractmethod
+    def sources(self) -> list[dict[str, Any]]:
+        """One dict per source: source_id, path, title, content_hash, chunks."""
+
+    @abstractmethod
+    def get(self, doc_ids: Sequence[str]) -> list[Document]: ...
+
+    @abstractmethod
+    def search_sparse(
+        self,
+        queries: Sequence[str],
+        k: int,
+        params: BM25Params,
+        filters: dict[str, Any] | None = None,
+    ) -> list[Scored]:
+        """BM25 (or a variant) over the analysed text, one list per query."""
+
+    @abstractmethod
+    def search_dense(
+        self,
+        field: str,
+        vectors: np.ndarray,
+        k: int,
+        filters: dict[str, Any] | None = None,
+    ) -> list[Scored]:
+        """Nearest neighbours in a vector field (inner product on normalised vectors)."""
