@@ -22,8 +22,8 @@ app = typer.Typer(
 eval_app = typer.Typer(no_args_is_help=True, help="Evaluate retrieval on standard datasets.")
 app.add_typer(eval_app, name="eval")
 
-console = Console()
-err = Console(stderr=True)
+console = Console(soft_wrap=True)  # long paths stay on one line, greppable
+err = Console(stderr=True, soft_wrap=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 StoreOpt = Annotated[
@@ -155,18 +155,15 @@ def search(
     """Search the store and print ranked passages."""
     with _open(store, read_only=True) as st:
         ranked = _retriever(st, retriever).retrieve(_query(query, filters), k)
-    if as_json:
+    if as_json:  # JSON lines, for scripts
         for h in ranked.hits:
-            console.print_json(
-                json.dumps(
-                    {
-                        "id": h.doc.id,
-                        "score": h.score,
-                        "citation": h.doc.citation(),
-                        "text": h.doc.text,
-                    }
-                )
-            )
+            record = {
+                "id": h.doc.id,
+                "score": h.score,
+                "citation": h.doc.citation(),
+                "text": h.doc.text,
+            }
+            typer.echo(json.dumps(record, ensure_ascii=False))
         return
     table = Table(show_lines=True)
     for col in ("#", "score", "source", "passage"):
