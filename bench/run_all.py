@@ -7,7 +7,15 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["text_retrieval.py", "rerank.py", "refine.py"]
+SCRIPTS = [
+    "text_retrieval.py",
+    "rerank.py",
+    "refine.py",
+    "images.py",
+    "audio_video.py",
+    "serve.py",
+    "scale.py",
+]
 
 
 def main() -> int:

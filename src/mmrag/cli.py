@@ -21,6 +21,8 @@ app = typer.Typer(
 )
 eval_app = typer.Typer(no_args_is_help=True, help="Evaluate retrieval on standard datasets.")
 app.add_typer(eval_app, name="eval")
+train_app = typer.Typer(no_args_is_help=True, help="Train the small parts mmrag ships.")
+app.add_typer(train_app, name="train")
 
 console = Console(soft_wrap=True)  # long paths stay on one line, greppable
 err = Console(stderr=True, soft_wrap=True)
@@ -81,14 +83,32 @@ def index(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders to index.")],
     store: StoreOpt = None,
     encoder: Annotated[
-        str, typer.Option(help="Text encoder kind (see `mmrag info --encoders`).")
+        str, typer.Option(help="Text encoder kind: sentence-transformers or use-multilingual.")
     ] = "sentence-transformers",
     model: Annotated[
-        str | None, typer.Option(help="Model name, local path or hub id for the encoder.")
+        str | None, typer.Option(help="Model name, local path or hub id for the text encoder.")
     ] = None,
-    dense: Annotated[
-        bool, typer.Option(help="Compute dense vectors (off: sparse only, faster).")
-    ] = True,
+    dense: Annotated[bool, typer.Option(help="Compute text vectors (off: sparse only).")] = True,
+    image_encoder: Annotated[
+        str,
+        typer.Option(
+            help="Image-text encoder: auto (lit when images are present), lit, conse, clip, "
+            "siglip, or none."
+        ),
+    ] = "auto",
+    image_model: Annotated[
+        str | None, typer.Option(help="Hub id or path for a clip/siglip image encoder.")
+    ] = None,
+    ocr: Annotated[
+        str, typer.Option(help="OCR images and scanned pages: auto, always, never.")
+    ] = "auto",
+    pdf_pages: Annotated[bool, typer.Option(help="Also index PDF pages as images.")] = False,
+    page_encoder: Annotated[
+        str | None, typer.Option(help="Late-interaction page encoder (colpali) for PDF pages.")
+    ] = None,
+    page_model: Annotated[
+        str | None, typer.Option(help="Hub id or path of the page encoder.")
+    ] = None,
     chunk_tokens: Annotated[
         int, typer.Option(help="Chunk size in tokens (0: one chunk per section).")
     ] = 256,
@@ -97,16 +117,28 @@ def index(
         bool, typer.Option(help="Delete stored files under PATHS that no longer exist.")
     ] = False,
 ) -> None:
-    """Index files and folders (.txt .md .html .pdf .jsonl); re-runs skip unchanged files."""
+    """Index files and folders: text, Markdown, HTML, PDF, JSONL, images (unchanged ones skipped)."""
+    from mmrag.index.image_embedder import setup_image_indexing
     from mmrag.index.indexer import Indexer
     from mmrag.models.text import load_text_encoder
 
+    if ocr not in ("auto", "always", "never"):
+        raise MMRagError(f"--ocr takes auto, always or never, not {ocr!r}")
     with _open(store, create=True) as st:
         enc = None
         if dense:
             enc = load_text_encoder(encoder, **({"model": model} if model else {}))
+        chosen = _image_encoder_choice(st, paths, image_encoder)
+        embedders = setup_image_indexing(
+            store_path(store), chosen, image_model, ocr, pdf_pages, page_encoder, page_model
+        )
         indexer = Indexer(
-            st, enc, chunk_tokens=chunk_tokens, overlap=overlap, progress=_interactive()
+            st,
+            enc,
+            embedders=embedders,
+            chunk_tokens=chunk_tokens,
+            overlap=overlap,
+            progress=_interactive(),
         )
         report = indexer.index_paths(paths, prune=prune)
     for e in report.errors:
@@ -116,28 +148,54 @@ def index(
         raise typer.Exit(1)
 
 
+def _image_encoder_choice(st: Any, paths: list[Path], choice: str) -> str | None:
+    """'auto' keeps the store's image encoder, or picks lit when the paths hold images."""
+    if choice == "none":
+        return None
+    stored = st.fields().get("image")
+    if choice != "auto":
+        return choice
+    if stored:
+        return stored["encoder"]["kind"]
+    from mmrag.ingest.files import IMAGE_SUFFIXES, iter_files
+
+    existing = [p for p in paths if p.exists()]
+    has_images = any(p.suffix.lower() in IMAGE_SUFFIXES for p in iter_files(existing))
+    return "lit" if has_images else None
+
+
 def _retriever(st: Any, name: str | None) -> Any:
     from mmrag.retrieve import RETRIEVERS
 
     if name is None:
-        name = "hybrid" if "text" in st.fields() else "bm25"
+        fields = st.fields()
+        name = "multimodal" if "image" in fields else "hybrid" if "text" in fields else "bm25"
     return RETRIEVERS.create(name, store=st)
 
 
-def _query(text: str, filters: str | None) -> Any:
+def _query(text: str, filters: str | None, image: Path | None = None) -> Any:
     from mmrag.index.filters import parse_filter_arg
     from mmrag.types import Query
 
-    if not text.strip():
+    if image is not None and not image.is_file():
+        raise MMRagError(f"query image {image} does not exist")
+    if not text.strip() and image is None:
         raise MMRagError("the query is empty")
-    return Query(text=text, filters=parse_filter_arg(filters) if filters else None)
+    return Query(
+        text=text,
+        image=str(image.resolve()) if image else None,
+        filters=parse_filter_arg(filters) if filters else None,
+    )
 
 
 @app.command()
 @_friendly
 def search(
-    query: Annotated[str, typer.Argument(help="What to look for.")],
+    query: Annotated[str, typer.Argument(help="What to look for (may be '' with --image).")],
     store: StoreOpt = None,
+    image: Annotated[
+        Path | None, typer.Option(help="Search by this image (image->image, image->text).")
+    ] = None,
     k: Annotated[int, typer.Option("--k", "-k", min=1, max=1000, help="How many results.")] = 10,
     retriever: Annotated[
         str | None,
@@ -154,7 +212,7 @@ def search(
 ) -> None:
     """Search the store and print ranked passages."""
     with _open(store, read_only=True) as st:
-        ranked = _retriever(st, retriever).retrieve(_query(query, filters), k)
+        ranked = _retriever(st, retriever).retrieve(_query(query, filters, image), k)
     if as_json:  # JSON lines, for scripts
         for h in ranked.hits:
             record = {
@@ -169,8 +227,16 @@ def search(
     for col in ("#", "score", "source", "passage"):
         table.add_column(col)
     for i, h in enumerate(ranked.hits, 1):
-        table.add_row(str(i), f"{h.score:.3f}", h.doc.citation(), _snippet(h.doc.text))
+        table.add_row(str(i), f"{h.score:.3f}", h.doc.citation(), _describe(h.doc))
     console.print(table)
+
+
+def _describe(doc: Any, width: int = 300) -> str:
+    """A passage's text; media documents are marked with their modality."""
+    if str(doc.modality) == "text":
+        return _snippet(doc.text, width)
+    label = f"[{doc.modality}]"
+    return f"{label} {_snippet(doc.text, width)}" if doc.text.strip() else label
 
 
 def _snippet(text: str, width: int = 300) -> str:
@@ -196,7 +262,7 @@ def ask(
         return
     console.print(f"[bold]{question}[/bold]\n")
     for i, h in enumerate(ranked.hits, 1):
-        console.print(f"[{i}] {_snippet(h.doc.text, 600)}\n    [dim]— {h.doc.citation()}[/dim]\n")
+        console.print(f"[{i}] {_describe(h.doc, 600)}\n    [dim]— {h.doc.citation()}[/dim]\n")
 
 
 @app.command()
@@ -240,8 +306,12 @@ def remove(
     console.print(f"removed {n} chunks")
 
 
+def _cache_root() -> Path:
+    return Path(os.environ.get("MMRAG_CACHE", ".mmrag-cache"))
+
+
 def _cache_dir() -> Path:
-    return Path(os.environ.get("MMRAG_CACHE", ".mmrag-cache")) / "eval-stores"
+    return _cache_root() / "eval-stores"
 
 
 def _write_json(out: Path | None, result: dict[str, Any]) -> None:
@@ -346,6 +416,69 @@ def eval_squad_retrieval(
         10,
     )
     _write_json(out, result)
+
+
+@eval_app.command("image-text")
+@_friendly
+def eval_image_text_cmd(
+    directory: Annotated[Path, typer.Argument(help="Flickr8k folder (images/, captions_*.csv).")],
+    lang: Annotated[str, typer.Option(help="Caption language: en or zh.")] = "en",
+    split: Annotated[
+        str, typer.Option(help="test (held out from training), train or all.")
+    ] = "test",
+    encoder: Annotated[str, typer.Option(help="Image-text encoder kind.")] = "lit",
+    model: Annotated[str | None, typer.Option(help="Hub id or path (clip, siglip).")] = None,
+    out: JsonOut = None,
+) -> None:
+    """Text->image and image->text Recall@1/5/10 over the whole image pool."""
+    from mmrag.eval.image_text import eval_image_text
+    from mmrag.models.image import load_image_encoder
+
+    enc = load_image_encoder(encoder, **({"model": model} if model else {}))
+    _write_json(out, eval_image_text(directory, lang, enc, split, _cache_root()))
+
+
+@eval_app.command("docimg")
+@_friendly
+def eval_docimg_cmd(
+    dataset: Annotated[str, typer.Argument(help="Dataset name: sroie.")],
+    directory: Annotated[Path, typer.Argument(help="Dataset folder.")],
+    retriever: Annotated[str, typer.Option(help="ocr-text, bm25 or multimodal.")] = "ocr-text",
+    out: JsonOut = None,
+) -> None:
+    """Receipt company or total -> the receipt image: MRR@10."""
+    from mmrag.eval.docimg import eval_docimg_sroie
+
+    if dataset != "sroie":
+        raise MMRagError(f"unknown document-image dataset {dataset!r}; supported: sroie")
+    result = eval_docimg_sroie(directory, _cache_dir(), retriever, show=_interactive())
+    _write_json(out, result)
+
+
+@train_app.command("align")
+@_friendly
+def train_align_cmd(
+    directory: Annotated[Path, typer.Argument(help="Flickr8k folder with captions_en/zh.csv.")],
+    out: Annotated[Path, typer.Option("--out", help="Where to write the head (.safetensors).")],
+    langs: Annotated[str, typer.Option(help="Caption languages, comma-separated.")] = "en,zh",
+    epochs: Annotated[int, typer.Option(min=1)] = 60,
+    hidden: Annotated[int, typer.Option(min=8)] = 256,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Train the LiT projection head (both towers frozen) on the Flickr8k train half."""
+    from mmrag.train.align import train_align
+
+    result = train_align(
+        directory,
+        out,
+        tuple(x.strip() for x in langs.split(",") if x.strip()),
+        epochs,
+        hidden,
+        seed,
+        cache=_cache_root(),
+        show=_interactive(),
+    )
+    _write_json(None, result)
 
 
 def main() -> None:  # pragma: no cover - console entry

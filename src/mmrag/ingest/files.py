@@ -69,6 +69,8 @@ class ContentKind(StrEnum):
     JPEG = "a JPEG image"
     GIF = "a GIF image"
     WEBP = "a WebP image"
+    BMP = "a BMP image"
+    TIFF = "a TIFF image"
     WAV = "a WAV audio file"
     FLAC = "a FLAC audio file"
     OGG = "an Ogg media file"
@@ -86,6 +88,8 @@ _SIGNATURES: tuple[tuple[bytes, ContentKind], ...] = (
     (b"\xff\xd8\xff", ContentKind.JPEG),
     (b"GIF87a", ContentKind.GIF),
     (b"GIF89a", ContentKind.GIF),
+    (b"II*\x00", ContentKind.TIFF),  # little-endian TIFF
+    (b"MM\x00*", ContentKind.TIFF),  # big-endian TIFF
     # Magic numbers that are plain letters also need the binary byte that follows them,
     # so a text file that happens to start with "OggS" or "ID3" is not misjudged.
     (b"fLaC\x00", ContentKind.FLAC),  # the first metadata block is STREAMINFO (type 0)
@@ -111,6 +115,8 @@ def sniff(data: bytes) -> ContentKind:
     for magic, kind in _SIGNATURES:
         if data.startswith(magic):
             return kind
+    if data[:2] == b"BM" and len(data) >= 14 and data[6:10] == b"\x00\x00\x00\x00":
+        return ContentKind.BMP  # "BM", file size, then four reserved zero bytes
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return ContentKind.WEBP
     if data[:4] == b"RIFF" and data[8:12] == b"WAVE":
@@ -185,6 +191,20 @@ LOADERS: dict[str, LoaderEntry] = {
     ".jsonl": LoaderEntry("mmrag.ingest.text_loaders:load_jsonl", _TEXT_KINDS),
     ".pdf": LoaderEntry("mmrag.ingest.pdf_loader:load_pdf", frozenset({ContentKind.PDF})),
 }
+# Images: any image content is accepted under any image suffix (Pillow reads by content).
+IMAGE_KINDS = frozenset(
+    {
+        ContentKind.JPEG,
+        ContentKind.PNG,
+        ContentKind.GIF,
+        ContentKind.WEBP,
+        ContentKind.BMP,
+        ContentKind.TIFF,
+    }
+)
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
+for _suffix in IMAGE_SUFFIXES:
+    LOADERS[_suffix] = LoaderEntry("mmrag.ingest.image_loader:load_image", IMAGE_KINDS)
 # A folder holding this file (and BEIR's queries or qrels) is a BEIR corpus: it is
 # loaded as one unit, and its other files (queries, qrels) are not documents.
 BEIR_CORPUS = "corpus.jsonl"

@@ -10,6 +10,11 @@ RETRIEVERS: Registry[Retriever] = Registry(
         "tfidf": "mmrag.retrieve.sparse:TfidfRetriever",
         "dense": "mmrag.retrieve.dense:DenseRetriever",
         "hybrid": "mmrag.retrieve.hybrid:HybridRetriever",
+        "crossmodal": "mmrag.retrieve.crossmodal:CrossModalRetriever",
+        "image-text": "mmrag.retrieve.crossmodal:ImageToTextRetriever",
+        "ocr-text": "mmrag.retrieve.crossmodal:OCRTextRetriever",
+        "multimodal": "mmrag.retrieve.crossmodal:MultimodalRetriever",
+        "pages": "mmrag.retrieve.crossmodal:PageRetriever",
     },
 )
 

@@ -1,0 +1,127 @@
+"""The image-space field: images and document pages embedded by an image–text encoder.
+
+Text documents can join the same field (`texts=True`): their text is embedded by the
+encoder's text tower, which is what image → text search needs when the store's text
+field uses another model. With the ConSE/LiT encoders the image space *is* the
+multilingual USE space, so a text field built with use-multilingual already serves
+(see retrieve/crossmodal.py) and `texts` can stay off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from mmrag.errors import ConfigError, IngestError
+from mmrag.index.embedders import FieldEmbedder
+from mmrag.models.image import ImageTextEncoder
+from mmrag.types import Document, Modality
+
+# How a document of each modality becomes a picture; other helpers may add theirs
+# (e.g. a video shot's keyframe) with `register_picture`.
+PictureOf = Callable[[Document], "Image.Image | str"]
+
+
+def _image_file(doc: Document) -> str:
+    if not doc.media:
+        raise IngestError(doc.id, "an image document without a media path")
+    return doc.media
+
+
+def _page_picture(doc: Document) -> Image.Image:
+    from mmrag.ingest.pdf_pages import render_page
+
+    if not doc.media or doc.span is None or doc.span.page is None:
+        raise IngestError(doc.id, "a page document needs its PDF (media) and page (span.page)")
+    return render_page(doc.media, doc.span.page)
+
+
+PICTURES: dict[Modality, PictureOf] = {Modality.IMAGE: _image_file, Modality.PAGE: _page_picture}
+
+
+def register_picture(modality: Modality, picture: PictureOf) -> None:
+    PICTURES[modality] = picture
+
+
+class ImageFieldEmbedder(FieldEmbedder):
+    """Embeds image and page documents (and optionally text) into an image–text space."""
+
+    def __init__(
+        self,
+        encoder: ImageTextEncoder,
+        field: str = "image",
+        modalities: Sequence[Modality] = (Modality.IMAGE, Modality.PAGE),
+        texts: bool = False,
+        batch_size: int = 16,
+    ) -> None:
+        self.encoder = encoder
+        self.field = field
+        self.dim = encoder.dim
+        self.modalities = frozenset(modalities)
+        self.texts = texts
+        self.batch_size = batch_size
+
+    def info(self) -> dict[str, Any]:
+        return self.encoder.info()
+
+    def _is_picture(self, doc: Document) -> bool:
+        return doc.modality in self.modalities and doc.modality in PICTURES
+
+    def accepts(self, doc: Document) -> bool:
+        if self._is_picture(doc):
+            return True
+        return self.texts and doc.modality is Modality.TEXT and bool(doc.text.strip())
+
+    def embed(self, docs: Sequence[Document]) -> np.ndarray:
+        out = np.zeros((len(docs), self.dim), dtype=np.float32)
+        pictures = [i for i, d in enumerate(docs) if self._is_picture(d)]
+        texts = [i for i, d in enumerate(docs) if not self._is_picture(d)]
+        # Rendered pages are large: make pictures one batch at a time.
+        for start in range(0, len(pictures), self.batch_size):
+            part = pictures[start : start + self.batch_size]
+            images = [PICTURES[docs[i].modality](docs[i]) for i in part]
+            out[part] = self.encoder.encode_images(images, batch_size=self.batch_size)
+        if texts:
+            out[texts] = self.encoder.encode_texts([docs[i].text for i in texts])
+        return out
+
+
+def setup_image_indexing(
+    store_path: str | Path | None,
+    image_encoder: str | None = "lit",
+    image_model: str | None = None,
+    ocr: str = "auto",
+    pdf_pages: bool = False,
+    page_encoder: str | None = None,
+    page_model: str | None = None,
+) -> list[FieldEmbedder]:
+    """What `mmrag index --image-encoder ... --ocr ... --pdf-pages ...` needs: registers
+    the image (and page-aware PDF) loaders with these settings and returns the extra
+    field embedders to pass to `Indexer(embedders=...)`."""
+    from mmrag.ingest.files import IMAGE_KINDS, IMAGE_SUFFIXES, ContentKind, register_loader
+    from mmrag.ingest.image_loader import make_image_loader
+    from mmrag.models.image import load_image_encoder
+
+    register_loader(IMAGE_SUFFIXES, make_image_loader(ocr=ocr), IMAGE_KINDS)
+    if pdf_pages or page_encoder:
+        from mmrag.ingest.pdf_pages import make_pdf_pages_loader
+
+        register_loader([".pdf"], make_pdf_pages_loader(ocr=ocr != "never"), [ContentKind.PDF])
+    embedders: list[FieldEmbedder] = []
+    if image_encoder:
+        params = {"model": image_model} if image_model else {}
+        embedders.append(ImageFieldEmbedder(load_image_encoder(image_encoder, **params)))
+    if page_encoder:
+        from mmrag.index.multivector import MultiVectorTable, PageFieldEmbedder, table_path
+        from mmrag.models.page_encoders import load_page_encoder
+
+        if store_path is None or not page_model:
+            raise ConfigError("a page encoder needs --page-model and a store directory")
+        pages = load_page_encoder(page_encoder, model=page_model)
+        table = MultiVectorTable(table_path(store_path), pages.dim)
+        embedders.append(PageFieldEmbedder(pages, table))
+    return embedders

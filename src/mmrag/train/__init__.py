@@ -1,0 +1,1 @@
+"""Training of small heads on frozen models (`mmrag train ...`)."""
