@@ -139,6 +139,20 @@ def test_deleted_rows_never_return_and_rows_can_come_back(threshold: int) -> Non
         assert index._hnsw.element_count == 3000
 
 
+def test_hnsw_after_mass_deletion_still_returns_all_survivors() -> None:
+    # few live nodes among many deleted ones, and an ef as small as k: the search must
+    # still reach every survivor (through deleted nodes, or the exact fallback)
+    x = _unit(np.random.default_rng(11).standard_normal((2000, 16)))
+    index = DenseIndex(16, exact_threshold=0, ef_search=10)
+    index.add(np.arange(2000), x)
+    survivors = np.arange(0, 2000, 200)
+    index.delete(np.setdiff1d(np.arange(2000), survivors))
+    rows, scores = index.search(x[:5], 10)
+    want_rows, want_scores = _brute_force(x[survivors], survivors, x[:5], 10, "ip")
+    np.testing.assert_array_equal(rows, want_rows)
+    np.testing.assert_allclose(scores, want_scores, atol=1e-5)
+
+
 @pytest.mark.parametrize("threshold", [10**9, 0], ids=["exact", "hnsw"])
 def test_re_adding_a_row_replaces_its_vector(threshold: int) -> None:
     x = _unit(np.random.default_rng(6).standard_normal((500, 16)))
@@ -284,3 +298,7 @@ def test_bad_input_and_bad_files(tmp_path: Path) -> None:
     (tmp_path / "bad" / "manifest.json").write_text("{not json")
     with pytest.raises(StoreError):
         DenseIndex.load(tmp_path / "bad")
+    # a save over a corrupt copy starts a fresh generation
+    index.add(np.arange(3), np.eye(3, 8, dtype=np.float32))
+    index.save(tmp_path / "bad")
+    np.testing.assert_array_equal(DenseIndex.load(tmp_path / "bad").rows(), [0, 1, 2])

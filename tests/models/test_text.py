@@ -108,6 +108,8 @@ def test_registry_info_and_model_cache(minilm: TextEncoder, use: TextEncoder) ->
         load_text_encoder("no-such-encoder")
     for enc in (minilm, use):
         assert enc.encode([]).shape == (0, enc.dim)
+        with pytest.raises(ConfigError):
+            enc.encode(["text"], batch_size=0)
         with pytest.raises(TypeError):
             enc.encode("a single string")
 

@@ -26,6 +26,7 @@ MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
 # Files a save writes, named by generation; anything else in the folder is left alone.
 _OWN_FILE = re.compile(r"^(vectors|rows|hnsw)-\d+\.(npy|bin)$|^manifest\.json\.tmp$")
+_GENERATION = re.compile(r"^(?:vectors|rows|hnsw)-(\d+)\.(?:npy|bin)$")
 # Exact search scores at most this many (query, vector) pairs at once, to bound memory.
 _EXACT_BLOCK = 1 << 24
 
@@ -342,8 +343,12 @@ class DenseIndex:
         """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        previous = _read_manifest(directory) if (directory / MANIFEST).exists() else None
-        generation = int(previous["generation"]) + 1 if previous else 1
+        # Past every generation named in the folder, so a half-written file from a crashed
+        # save (or a corrupt manifest) can never be taken for part of this one.
+        generation = 1 + max(
+            (int(m.group(1)) for p in directory.iterdir() if (m := _GENERATION.match(p.name))),
+            default=0,
+        )
         files: dict[str, str] = {"rows": f"rows-{generation}.npy"}
         if self.is_hnsw:
             files["hnsw"] = f"hnsw-{generation}.bin"

@@ -72,6 +72,8 @@ def encode_sorted(
     label: str,
 ) -> np.ndarray:
     """Encode in chunks of similar length (less padding), keeping the caller's order."""
+    if chunk < 1:
+        raise ConfigError(f"batch_size must be at least 1, got {chunk}")
     out = np.empty((len(texts), dim), dtype=np.float32)
     order = np.argsort([-len(t) for t in texts], kind="stable")
     with progress_bar(progress and len(texts) > 0) as bar:
