@@ -217,20 +217,26 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--skip-rank-bm25", action="store_true")
+    parser.add_argument("--only", choices=["scifact", "cmrc2018"], default=None)
     args = parser.parse_args()
-    result = {
-        "machine": {
-            "python": sys.version.split()[0],
-            "platform": platform.platform(),
-            "cpus": mp.cpu_count(),
-        },
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "scifact": scifact(args.data, args.skip_rank_bm25),
-        "cmrc2018": cmrc(args.data),
-    }
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / "text_retrieval.json"
-    path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    # each part is saved as soon as it is done, so a failure later keeps earlier figures
+    result = json.loads(path.read_text()) if path.exists() else {}
+    result["machine"] = {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpus": mp.cpu_count(),
+    }
+    parts = {
+        "scifact": lambda: scifact(args.data, args.skip_rank_bm25),
+        "cmrc2018": lambda: cmrc(args.data),
+    }
+    for name, run in parts.items():
+        if args.only in (None, name):
+            started = time.strftime("%Y-%m-%dT%H:%M:%S")
+            result[name] = {"started": started, **run()}
+            path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     print(json.dumps(result, indent=2, ensure_ascii=False))
 
 
