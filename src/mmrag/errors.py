@@ -24,3 +24,7 @@ class IngestError(MMRagError):
 
 class StoreError(MMRagError):
     """The store is missing, locked, corrupt, or was built with other settings."""
+
+
+class ModelError(MMRagError):
+    """A model or model endpoint failed: unreachable, timed out, or answered garbage."""

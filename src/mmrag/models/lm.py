@@ -10,8 +10,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": "..."}
+# {"role": "system" | "user" | "assistant", "content": str or a list of OpenAI content parts}
+Message = dict[str, Any]
 
 
 @dataclass(slots=True)
@@ -73,6 +75,12 @@ class LanguageModel(ABC):
         Used by yes/no pointwise scoring and FIRST single-token listwise ranking.
         Candidates that are not a single token are scored by their first token.
         """
+
+    def next_token_logprobs_many(
+        self, conversations: Sequence[Sequence[Message]], candidates: Sequence[str]
+    ) -> list[dict[str, float]]:
+        """`next_token_logprobs` for several prompts; the local model batches them."""
+        return [self.next_token_logprobs(c, candidates) for c in conversations]
 
     def stream(
         self,
