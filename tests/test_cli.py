@@ -68,8 +68,26 @@ def test_filter_and_ask(store: Path) -> None:
     assert {".md", ".pdf"} <= {Path(h["citation"].split(" (")[0]).suffix for h in everything}
     hits = _search(store, query, "--filter", "suffix=.pdf", "--retriever", "bm25", "-k", "50")
     assert hits and all(".pdf" in h["citation"] for h in hits)
-    result = _run("ask", "Who was Ada Lovelace?", "--store", str(store))
+    result = _run("ask", "Who was Ada Lovelace?", "--store", str(store), "--no-generate")
     assert result.exit_code == 0 and "ada-lovelace.txt" in result.output
+
+
+def test_ask_answers_with_the_local_model_and_cites(store: Path) -> None:
+    result = _run(
+        "ask",
+        "Who invented the printing press?",
+        "--store",
+        str(store),
+        "--json",
+        "--max-tokens",
+        "24",
+    )
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.stdout.strip().splitlines()[-1])
+    assert "Gutenberg" in answer["answer"]
+    cited = {Path(c["source"]).name for c in answer["citations"]}
+    assert "printing-press.txt" in cited
+    assert [s["stage"] for s in answer["stages"]] == ["retrieve", "generate"]
 
 
 def test_info_lists_sources(store: Path) -> None:

@@ -250,13 +250,70 @@ def ask(
     question: Annotated[str, typer.Argument(help="A question about the indexed material.")],
     store: StoreOpt = None,
     k: Annotated[
-        int, typer.Option("--k", "-k", min=1, max=50, help="How many passages to cite.")
+        int, typer.Option("--k", "-k", min=1, max=50, help="How many passages to read.")
     ] = 3,
     retriever: Annotated[str | None, typer.Option(help="Retriever name.")] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="Pipeline TOML (see examples/pipeline.toml).")
+    ] = None,
+    generate: Annotated[
+        bool, typer.Option(help="Write an answer with the generator (off: passages only).")
+    ] = True,
+    max_tokens: Annotated[
+        int | None, typer.Option(min=1, help="Longest answer, in tokens.")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the answer, citations and stages as JSON.")
+    ] = False,
 ) -> None:
-    """Answer with the best passages and their citations."""
+    """Answer through the pipeline (retrieve -> rerank -> refine -> generate) with citations."""
+    import copy
+
+    from mmrag.generate import Answer
+    from mmrag.pipeline import DEFAULT_CONFIG, Pipeline, StageFailed
+
     with _open(store, read_only=True) as st:
-        ranked = _retriever(st, retriever).retrieve(_query(question, None), k)
+        if config is not None:
+            pipeline = Pipeline.from_toml(config, st)
+        else:
+            settings = copy.deepcopy(DEFAULT_CONFIG)
+            settings["retrieve"]["k"] = k
+            if retriever:
+                settings["retrieve"]["name"] = retriever
+            if not generate:
+                del settings["generate"]
+            pipeline = Pipeline.from_config(settings, st)
+        answer: Answer | None = None
+        try:
+            for item in pipeline.stream(_query(question, None), max_tokens):
+                if isinstance(item, Answer):
+                    answer = item
+                elif isinstance(item, str):
+                    if not as_json:
+                        console.print(item, end="", markup=False, highlight=False)
+                elif not as_json:
+                    _print_context(question, item)
+        except StageFailed as exc:
+            console.print(f"[red]{exc}[/red]; the passages found:")
+            _print_context(question, exc.ranked)
+            raise typer.Exit(1) from None
+    if answer is None:
+        return
+    if as_json:
+        typer.echo(json.dumps(answer.to_dict(), ensure_ascii=False))
+        return
+    if answer.text:
+        console.print()
+    for c in answer.citations:
+        how = " (attributed by overlap)" if c.inferred else ""
+        console.print(f"[dim][{c.number}] {c.doc.citation()}{how}[/dim]")
+    if answer.dropped:
+        console.print(f"[yellow]dropped citations naming no passage: {answer.dropped}[/yellow]")
+    timings = ", ".join(f"{s.stage} {s.seconds * 1000:.0f} ms" for s in answer.stages)
+    console.print(f"[dim]{timings}[/dim]")
+
+
+def _print_context(question: str, ranked: Any) -> None:
     if not ranked.hits:
         console.print("No passage in the store matches this question.")
         return
@@ -487,3 +544,13 @@ def main() -> None:  # pragma: no cover - console entry
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+def _register_stage_commands() -> None:
+    # Commands that live with their stage, so cli.py stays the table of contents.
+    from mmrag.server.cli_serve import serve_command
+
+    app.command("serve")(_friendly(serve_command))
+
+
+_register_stage_commands()

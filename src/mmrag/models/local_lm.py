@@ -1,4 +1,4 @@
-"""A local chat model through transformers: the packaged SmolLM2 by default, any causal LM by id or path.
+"""A local chat model through transformers: packaged SmolLM2 by default, any causal LM id or path.
 
 Text-only: image parts of a message are dropped (their presence is noted in the prompt so
 the model is not told about content it cannot see). Batched calls pad on the left so the
@@ -76,7 +76,9 @@ class LocalLM(LanguageModel):
         ids: list[int] = tok(text, add_special_tokens=False)["input_ids"]
         room = self.window - reserve
         if room <= _HEAD_TOKENS * 2:
-            raise ConfigError(f"max_tokens={reserve} leaves no room for a prompt in a {self.window}-token window")
+            raise ConfigError(
+                f"max_tokens={reserve} leaves no room for a prompt in a {self.window}-token window"
+            )
         if len(ids) > room:
             ids = ids[:_HEAD_TOKENS] + ids[len(ids) - (room - _HEAD_TOKENS) :]
         return ids

@@ -56,8 +56,14 @@ class OpenAICompatibleLM(LanguageModel):
     def close(self) -> None:
         self._client.close()
 
-    def _body(self, messages: Sequence[Message], max_tokens: int, temperature: float,
-              stop: Sequence[str] | None, **extra: Any) -> dict[str, Any]:
+    def _body(
+        self,
+        messages: Sequence[Message],
+        max_tokens: int,
+        temperature: float,
+        stop: Sequence[str] | None,
+        **extra: Any,
+    ) -> dict[str, Any]:
         if max_tokens < 1:
             raise ConfigError("max_tokens must be positive")
         body: dict[str, Any] = {
@@ -141,7 +147,9 @@ class OpenAICompatibleLM(LanguageModel):
         if len(conversations) <= 1:
             return [self.chat(c, max_tokens, temperature, stop) for c in conversations]
         with ThreadPoolExecutor(min(self.concurrency, len(conversations))) as pool:
-            return list(pool.map(lambda c: self.chat(c, max_tokens, temperature, stop), conversations))
+            return list(
+                pool.map(lambda c: self.chat(c, max_tokens, temperature, stop), conversations)
+            )
 
     def next_token_logprobs(
         self, messages: Sequence[Message], candidates: Sequence[str]
@@ -178,14 +186,20 @@ class OpenAICompatibleLM(LanguageModel):
         import httpx
 
         body = self._body(
-            messages, max_tokens, temperature, stop, stream=True,
+            messages,
+            max_tokens,
+            temperature,
+            stop,
+            stream=True,
             stream_options={"include_usage": True},
         )
         pieces = 0
         usage: dict[str, Any] = {}
         with self._slots:
             try:
-                with self._client.stream("POST", f"{self.base_url}/chat/completions", json=body) as r:
+                with self._client.stream(
+                    "POST", f"{self.base_url}/chat/completions", json=body
+                ) as r:
                     if r.status_code >= 400:
                         r.read()
                         raise self._fail(f"HTTP {r.status_code}: {r.text[:300]}")

@@ -1,0 +1,266 @@
+"""Answering and serving benchmark on SciFact. Writes bench/results/serve.json.
+
+- end-to-end `ask` latency with the default pipeline (examples/pipeline.toml), per stage
+  p50/p95, in process;
+- local generation speed (tokens/s) from the same runs;
+- time to first token over SSE from `mmrag serve` (a subprocess on 127.0.0.1);
+- /search under load: N concurrent clients for S seconds on loopback: requests/s,
+  p50/p99 latency, error count.
+
+    .venv/bin/python bench/serve.py [--data ../shared/data] [--queries 30]
+        [--clients 32] [--seconds 60] [--config examples/pipeline.toml]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+HOST = "127.0.0.1"  # loopback only: the load test never leaves the machine
+
+
+def _pct(values: list[float], q: float) -> float:
+    return round(float(np.percentile(values, q)), 4) if values else float("nan")
+
+
+def _summary(values: list[float]) -> dict[str, float]:
+    return {
+        "p50": _pct(values, 50),
+        "p95": _pct(values, 95),
+        "mean": round(statistics.fmean(values), 4),
+    }
+
+
+def scifact_store(data: Path) -> tuple[Path, dict[str, str]]:
+    """The cached SciFact store (MiniLM + BM25, built once) and the test queries."""
+    from mmrag.eval.datasets import load_beir
+    from mmrag.eval.runner import Corpus, cached_store
+    from mmrag.models.text import load_text_encoder
+
+    beir = load_beir(data / "scifact")
+    corpus = Corpus(
+        texts={d: v["text"] for d, v in beir.corpus.items()},
+        titles={d: v.get("title", "") for d, v in beir.corpus.items()},
+    )
+    cache = Path(os.environ.get("MMRAG_CACHE", ROOT / ".mmrag-cache")) / "eval-stores"
+    encoder = load_text_encoder("sentence-transformers")
+    with cached_store(cache, "beir-scifact", corpus, encoder, show=False) as store:
+        path = store.path
+    return path, beir.queries
+
+
+def ask_latency(store_path: Path, config: Path, questions: list[str]) -> dict[str, Any]:
+    from mmrag.index.store import EmbeddedStore
+    from mmrag.pipeline import Pipeline
+
+    per_stage: dict[str, list[float]] = {}
+    total: list[float] = []
+    tokens_per_s: list[float] = []
+    decode_per_s: list[float] = []
+    first_token: list[float] = []
+    prompt_tokens: list[int] = []
+    completion_tokens: list[int] = []
+    citations: list[int] = []
+    with EmbeddedStore(store_path, read_only=True) as store:
+        pipeline = Pipeline.from_toml(config, store)
+        pipeline.ask(questions[0])  # warm-up: models loaded, caches filled
+        for question in questions:
+            started = time.perf_counter()
+            answer = pipeline.ask(question)
+            total.append(time.perf_counter() - started)
+            citations.append(len(answer.citations))
+            for stage in answer.stages:
+                per_stage.setdefault(stage.stage, []).append(stage.seconds)
+                if stage.stage == "generate":
+                    extra = stage.extra
+                    made = extra.get("completion_tokens") or 0
+                    prompt_tokens.append(extra.get("prompt_tokens") or 0)
+                    completion_tokens.append(made)
+                    if extra.get("tokens_per_s"):
+                        tokens_per_s.append(extra["tokens_per_s"])
+                    ttft = extra.get("first_token_s")
+                    if ttft is not None:
+                        first_token.append(ttft)
+                        if made > 1 and stage.seconds > ttft:
+                            decode_per_s.append((made - 1) / (stage.seconds - ttft))
+        names = dict(pipeline.names)
+        lm = getattr(pipeline.generator, "lm", None)
+        lm_class = f"{type(lm).__module__}.{type(lm).__name__}" if lm is not None else None
+    return {
+        "questions": len(questions),
+        "stages": {name: _summary(v) for name, v in per_stage.items()},
+        "stage_names": {s: names[s] for s in per_stage},
+        "language_model": lm_class,
+        "total_s": _summary(total),
+        "generation": {
+            "tokens_per_s_including_prompt": round(statistics.median(tokens_per_s), 2)
+            if tokens_per_s
+            else None,
+            "decode_tokens_per_s": round(statistics.median(decode_per_s), 2)
+            if decode_per_s
+            else None,
+            "first_token_s": _summary(first_token) if first_token else None,
+            "prompt_tokens_mean": round(statistics.fmean(prompt_tokens), 1),
+            "completion_tokens_mean": round(statistics.fmean(completion_tokens), 1),
+        },
+        "answers_with_citations": sum(1 for c in citations if c) / len(citations),
+    }
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def start_server(store_path: Path, config: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    code = (
+        "from mmrag.server import serve; "
+        f"serve({HOST!r}, {port}, {str(store_path)!r}, None, {str(config)!r}, "
+        "read_only=True, log_level='warning')"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)
+    url = f"http://{HOST}:{port}"
+    import httpx
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited with {proc.returncode}")
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.terminate()
+    raise RuntimeError("the server did not start within 120 s")
+
+
+def sse_first_token(url: str, questions: list[str], max_tokens: int) -> dict[str, Any]:
+    """Seconds from sending a streamed ask to its `passages` and first `token` events."""
+    import httpx
+
+    to_passages: list[float] = []
+    to_token: list[float] = []
+    with httpx.Client(base_url=url, timeout=300) as client:
+        client.post("/api/ask", json={"question": questions[0], "max_tokens": 2})  # warm-up
+        for question in questions:
+            started = time.perf_counter()
+            body = {"question": question, "stream": True, "max_tokens": max_tokens}
+            with client.stream("POST", "/api/ask", json=body) as r:
+                r.raise_for_status()
+                for line in r.iter_lines():
+                    if line == "event: passages":
+                        to_passages.append(time.perf_counter() - started)
+                    elif line == "event: token":
+                        to_token.append(time.perf_counter() - started)
+                        break
+    return {
+        "questions": len(questions),
+        "passages_event_s": _summary(to_passages),
+        "first_token_s": _summary(to_token),
+    }
+
+
+async def _load(url: str, queries: list[str], clients: int, seconds: float) -> dict[str, Any]:
+    import httpx
+
+    latencies: list[float] = []
+    errors: list[str] = []
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
+        # one warm-up request so model loading is not measured
+        (await client.post("/api/search", json={"query": queries[0], "k": 10})).raise_for_status()
+        stop_at = time.perf_counter() + seconds
+
+        async def worker(seed: int) -> None:
+            rng = random.Random(seed)
+            while time.perf_counter() < stop_at:
+                query = rng.choice(queries)
+                started = time.perf_counter()
+                try:
+                    r = await client.post("/api/search", json={"query": query, "k": 10})
+                    if r.status_code != 200 or not r.json()["hits"]:
+                        errors.append(f"HTTP {r.status_code}")
+                except httpx.HTTPError as exc:
+                    errors.append(type(exc).__name__)
+                latencies.append(time.perf_counter() - started)
+
+        began = time.perf_counter()
+        await asyncio.gather(*(worker(i) for i in range(clients)))
+        wall = time.perf_counter() - began
+    ms = [x * 1000 for x in latencies]
+    return {
+        "clients": clients,
+        "seconds": round(wall, 1),
+        "requests": len(latencies),
+        "requests_per_s": round(len(latencies) / wall, 1),
+        "latency_ms": {"p50": _pct(ms, 50), "p99": _pct(ms, 99), "max": round(max(ms), 1)},
+        "errors": len(errors),
+        "error_kinds": sorted(set(errors)),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument("--config", type=Path, default=ROOT / "examples" / "pipeline.toml")
+    parser.add_argument("--queries", type=int, default=30, help="questions for ask latency")
+    parser.add_argument("--sse-queries", type=int, default=10)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=60)
+    args = parser.parse_args()
+
+    store_path, queries = scifact_store(args.data)
+    texts = list(queries.values())
+    rng = random.Random(0)
+    sample = rng.sample(texts, min(args.queries, len(texts)))
+    result: dict[str, Any] = {
+        "machine": {
+            "python": sys.version.split()[0],
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        },
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "dataset": "scifact (test queries)",
+        "config": str(args.config.relative_to(ROOT))
+        if args.config.is_relative_to(ROOT)
+        else str(args.config),
+    }
+    print("ask latency …", flush=True)
+    result["ask"] = ask_latency(store_path, args.config, sample)
+    proc, url = start_server(store_path, args.config)
+    try:
+        print("time to first token over SSE …", flush=True)
+        result["sse"] = sse_first_token(url, sample[: args.sse_queries], max_tokens=8)
+        print(f"/search under load: {args.clients} clients, {args.seconds:g} s …", flush=True)
+        result["search_load"] = asyncio.run(_load(url, texts, args.clients, args.seconds))
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    result["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / "serve.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

