@@ -17,7 +17,7 @@ from mmrag.ingest.chunking import chunk_documents
 from mmrag.ingest.files import read_raw
 from mmrag.ingest.pdf_pages import load_pdf_pages, make_pdf_pages_loader, render_page
 from mmrag.types import Modality
-from tests.server.pdfs import make_pdf
+from tests.pdfs import make_pdf
 
 TEXT_PAGES = [
     "Solar panels convert sunlight into electricity.",
