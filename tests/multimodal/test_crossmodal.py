@@ -152,3 +152,20 @@ def test_fit_platt_matches_a_generic_optimiser():
     assert (fitted.a, fitted.b) == pytest.approx(tuple(ref), abs=1e-3)
     with pytest.raises(ConfigError):
         fit_platt([0.1, 0.2], [1, 1])
+
+
+def test_auto_fusion_is_calibrated_only_when_every_member_has_a_fitted_calibration(mixed_store):
+    from mmrag.retrieve.calibration import calibration_for
+
+    # this store's text field is use-multilingual, for which no calibration was fitted
+    assert calibration_for(mixed_store.fields()["text"]) is None
+    assert MultimodalRetriever(mixed_store).fusion == "rrf"
+    image = calibration_for(mixed_store.fields()["image"])
+    minilm = calibration_for(
+        {"encoder": {"kind": "sentence-transformers", "model": "all-MiniLM-L6-v2"}}
+    )
+    assert image is not None and minilm is not None
+    cosines = np.array([0.1, 0.4, 0.7])
+    assert np.all(np.diff(image(cosines)) > 0) and np.all(np.diff(minilm(cosines)) > 0)
+    # a MiniLM cosine of 0.1 is noise; a LiT caption-photo cosine of 0.4 is a likely match
+    assert minilm(np.array([0.1]))[0] < 0.01 < image(np.array([0.4]))[0]

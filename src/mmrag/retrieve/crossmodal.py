@@ -278,9 +278,12 @@ class MultimodalRetriever(Retriever):
 
     Members that need text are skipped for image-only queries. `fusion="rrf"` ranks by
     reciprocal rank fusion; `fusion="calibrated"` maps each member's scores to a
-    probability of relevance (its `Platt` calibration from `calibrations`, else a
-    z-score squashed by a sigmoid) and combines a document's probabilities by noisy-OR,
-    so a document found by two modalities ranks above one found by either alone.
+    probability of relevance (its `Platt` calibration from `calibrations`, else the one
+    shipped for its field's encoder, else a z-score squashed by a sigmoid) and combines a
+    document's probabilities by noisy-OR, so a document found by two modalities ranks
+    above one found by either alone. `fusion="auto"` (default) is calibrated when every
+    member has a fitted calibration, RRF otherwise: ranks alone cannot tell a photo that
+    matches the query from the best of a list of unrelated text.
     """
 
     name = "multimodal"
@@ -290,7 +293,7 @@ class MultimodalRetriever(Retriever):
         self,
         store: Store,
         retrievers: Sequence[Retriever] | None = None,
-        fusion: str = "rrf",
+        fusion: str = "auto",
         calibrations: dict[str, Platt] | None = None,
         weights: Sequence[float] | None = None,
         depth: int = 50,
@@ -299,13 +302,31 @@ class MultimodalRetriever(Retriever):
         self.retrievers = list(retrievers) if retrievers else self._default_members(store)
         if not self.retrievers:
             raise ConfigError("multimodal search needs at least one member retriever")
-        if fusion not in ("rrf", "calibrated"):
-            raise ConfigError(f"unknown fusion {fusion!r}; use rrf or calibrated")
+        if fusion not in ("auto", "rrf", "calibrated"):
+            raise ConfigError(f"unknown fusion {fusion!r}; use auto, rrf or calibrated")
         self.weights = list(weights or [1.0] * len(self.retrievers))
         if len(self.weights) != len(self.retrievers):
             raise ConfigError("multimodal: one weight per retriever")
-        self.fusion, self.depth, self.rrf_k = fusion, depth, rrf_k
         self.calibrations = dict(calibrations or {})
+        # per member: (calibration, the key in Hit.scores holding the raw score it calibrates)
+        self._calibrated_by = [self._member_calibration(store, m) for m in self.retrievers]
+        if fusion == "auto":
+            fusion = "calibrated" if all(c for c, _ in self._calibrated_by) else "rrf"
+        self.fusion, self.depth, self.rrf_k = fusion, depth, rrf_k
+
+    def _member_calibration(self, store: Store, member: Retriever) -> tuple[Platt | None, str]:
+        from mmrag.retrieve.calibration import calibration_for
+        from mmrag.retrieve.hybrid import HybridRetriever
+
+        if member.name in self.calibrations:
+            return self.calibrations[member.name], member.name
+        fields = store.fields()
+        if isinstance(member, CrossModalRetriever) and member.field in fields:
+            return calibration_for(fields[member.field]), member.name
+        if isinstance(member, HybridRetriever) and "text" in fields:
+            # RRF scores carry no confidence; the dense member's cosine does
+            return calibration_for(fields["text"]), "dense"
+        return None, member.name
 
     @staticmethod
     def _default_members(store: Store) -> list[Retriever]:
@@ -335,32 +356,36 @@ class MultimodalRetriever(Retriever):
         out = []
         for i, q in enumerate(qs):
             report = StageReport(stage="retrieve", name=self.name)
-            lists, weights, names = [], [], []
-            for member, results, w in zip(self.retrievers, per_member, self.weights, strict=True):
+            lists, weights, members = [], [], []
+            for m, (results, w) in enumerate(zip(per_member, self.weights, strict=True)):
                 if i in results:
                     lists.append(results[i].hits)
                     weights.append(w)
-                    names.append(member.name)
+                    members.append(m)
                     report.seconds += sum(s.seconds for s in results[i].reports)
             with timed(report):
                 if self.fusion == "rrf":
                     fused = rrf(lists, weights, self.rrf_k)
                 else:
-                    fused = self._calibrated(lists, weights, names)
+                    fused = self._calibrated(lists, weights, members)
             report.n_in = sum(len(h) for h in lists)
             report.n_out = min(k, len(fused))
+            names = [self.retrievers[m].name for m in members]
             report.extra = {"members": names, "fusion": self.fusion}
             out.append(Ranked(query=q, hits=fused[:k], reports=[report]))
         return out
 
     def _calibrated(
-        self, lists: list[list[Hit]], weights: list[float], names: list[str]
+        self, lists: list[list[Hit]], weights: list[float], members: list[int]
     ) -> list[Hit]:
         miss: dict[str, float] = {}  # doc id -> probability that every list is wrong
         best: dict[str, Hit] = {}
-        for hits, w, name in zip(lists, weights, names, strict=True):
-            raw = np.array([h.score for h in hits], np.float64)
-            calibration = self.calibrations.get(name)
+        for hits, w, m in zip(lists, weights, members, strict=True):
+            calibration, key = self._calibrated_by[m]
+            if not all(c for c, _ in self._calibrated_by):
+                # a fitted probability and a z-score are not on one scale: z-score all
+                calibration = None
+            raw = np.array([h.scores.get(key, h.score) for h in hits], np.float64)
             probs = calibration(raw) if calibration else _zscore_probability(raw)
             for hit, p in zip(hits, probs, strict=True):
                 p = min(1.0, max(0.0, w * float(p)))
