@@ -76,6 +76,7 @@ class ContentKind(StrEnum):
     OGG = "an Ogg media file"
     MP3 = "an MP3 audio file"
     MP4 = "an MP4/MOV video"
+    MATROSKA = "a Matroska/WebM media file"
     ZIP = "a ZIP archive (or docx/xlsx/epub)"
     GZIP = "a gzip archive"
     ELF = "an executable"
@@ -98,12 +99,14 @@ _SIGNATURES: tuple[tuple[bytes, ContentKind], ...] = (
     (b"ID3\x02\x00", ContentKind.MP3),
     (b"ID3\x03\x00", ContentKind.MP3),
     (b"ID3\x04\x00", ContentKind.MP3),
+    (b"\x1a\x45\xdf\xa3", ContentKind.MATROSKA),  # EBML header of .mkv / .webm
     (b"PK\x03\x04", ContentKind.ZIP),
     (b"PK\x05\x06", ContentKind.ZIP),
     (b"\x1f\x8b", ContentKind.GZIP),
     (b"\x7fELF", ContentKind.ELF),
     (b"SQLite format 3\x00", ContentKind.SQLITE),
 )
+_QUICKTIME_ATOMS = (b"moov", b"mdat", b"wide", b"free", b"skip")
 # Byte-order marks: text in UTF-16/32 is full of NUL bytes but is still text.
 BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
 
@@ -123,8 +126,14 @@ def sniff(data: bytes) -> ContentKind:
         return ContentKind.WAV
     if data[:2] == b"\x00\x00" and data[4:8] == b"ftyp":  # ISO media: a size, then "ftyp"
         return ContentKind.MP4
+    if data[:2] == b"\x00\x00" and data[4:8] in _QUICKTIME_ATOMS:  # old QuickTime: no ftyp
+        return ContentKind.MP4
     if data.startswith(BOMS):
         return ContentKind.TEXT
+    # An MPEG audio frame header (sync bits, then a layer) with no ID3 tag; after the BOM
+    # check, because the UTF-16 mark FF FE has the same bit pattern.
+    if len(data) >= 4 and data[0] == 0xFF and data[1] & 0xE0 == 0xE0 and data[1] & 0x06:
+        return ContentKind.MP3
     if b"\x00" in data[:8192]:
         return ContentKind.BINARY
     return ContentKind.TEXT
@@ -205,6 +214,24 @@ IMAGE_KINDS = frozenset(
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
 for _suffix in IMAGE_SUFFIXES:
     LOADERS[_suffix] = LoaderEntry("mmrag.ingest.image_loader:load_image", IMAGE_KINDS)
+# Audio and video: PyAV reads any container by content, so any media kind is accepted
+# under any media suffix (an audio-only .mp4 is indexed for its sound).
+MEDIA_KINDS = frozenset(
+    {
+        ContentKind.WAV,
+        ContentKind.FLAC,
+        ContentKind.OGG,
+        ContentKind.MP3,
+        ContentKind.MP4,
+        ContentKind.MATROSKA,
+    }
+)
+AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a")
+VIDEO_SUFFIXES = (".mp4", ".webm", ".mkv", ".mov", ".m4v")
+for _suffix in AUDIO_SUFFIXES:
+    LOADERS[_suffix] = LoaderEntry("mmrag.ingest.audio_loader:load_audio", MEDIA_KINDS)
+for _suffix in VIDEO_SUFFIXES:
+    LOADERS[_suffix] = LoaderEntry("mmrag.ingest.video_loader:load_video", MEDIA_KINDS)
 # A folder holding this file (and BEIR's queries or qrels) is a BEIR corpus: it is
 # loaded as one unit, and its other files (queries, qrels) are not documents.
 BEIR_CORPUS = "corpus.jsonl"

@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,10 @@ _BASE_PARTS = (
 PACKAGED_WHISPER = ("tiny.en", "base")
 # A tag is a whole segment in brackets or parentheses: "(wind blowing)", "[APPLAUSE]".
 _TAG = re.compile(r"^\s*[\[(]\s*([^\[\]()]+?)\s*[\])]\s*$")
+# Tags that say there is nothing to hear.
+_EMPTY_TAGS = frozenset(
+    {"blank_audio", "blank audio", "silence", "no audio", "inaudible", "no speech"}
+)
 _lock = threading.Lock()
 _loaded: dict[tuple[str, str, str, int], Any] = {}
 
@@ -117,10 +122,18 @@ class Segment:
     no_speech_prob: float = 0.0
 
     @property
+    def is_tag(self) -> bool:
+        """The segment is a bracketed description, not words ("(music)", "[BLANK_AUDIO]")."""
+        return _TAG.match(self.text) is not None
+
+    @property
     def tag(self) -> str | None:
         """The sound tag this segment consists of ("wind blowing"), if it is one."""
         m = _TAG.match(self.text)
-        return m.group(1).lower() if m else None
+        if m is None:
+            return None
+        tag = m.group(1).lower()
+        return None if tag in _EMPTY_TAGS else tag
 
 
 @dataclass(slots=True)
@@ -152,9 +165,14 @@ class WhisperTranscriber:
         compute_type: str = "int8",
         cpu_threads: int = 0,
         beam_size: int = 1,
+        temperatures: tuple[float, ...] = (0.0, 0.4, 0.8),
     ) -> None:
         self.name = model
         self.beam_size = beam_size
+        # Greedy first; a hotter retry only when the reading loops or is improbable.
+        # Three steps instead of faster-whisper's six: on short, hard clips (a single
+        # spoken word, noise) the retries cost more than they fix.
+        self.temperatures = tuple(temperatures)
         self.device = device
         self.compute_type = compute_type
         path = whisper_model_path(model)
@@ -209,6 +227,7 @@ class WhisperTranscriber:
             beam_size=self.beam_size,
             vad_filter=False,
             word_timestamps=word_timestamps,
+            temperature=list(self.temperatures),
             # Each window on its own: a hallucination then does not feed the next one.
             condition_on_previous_text=False,
         )
@@ -220,6 +239,42 @@ class WhisperTranscriber:
             if s.text.strip()
         ]
         return Transcript(out, info.language, float(info.language_probability), info.duration)
+
+    def encode(self, audio: np.ndarray) -> EncodedAudio:
+        """Run the encoder once on (the first 30 s of) the audio, for `text_likelihood`."""
+        import ctranslate2
+
+        extractor = self._model.feature_extractor
+        features = extractor(_as_audio(audio))[:, : extractor.nb_max_frames]
+        frames = features.shape[-1]
+        features = np.pad(features, ((0, 0), (0, extractor.nb_max_frames - frames)))
+        view = ctranslate2.StorageView.from_array(np.ascontiguousarray(features[None], np.float32))
+        return EncodedAudio(np.array(self._model.model.encode(view, to_cpu=True)), frames)
+
+    def text_likelihood(
+        self, audio: np.ndarray | EncodedAudio, texts: Sequence[str], as_tag: bool = True
+    ) -> np.ndarray:
+        """Mean log-probability per token of each text as Whisper's reading of the audio.
+
+        With `as_tag` the text is scored as a sound tag, "(dog barking)": a zero-shot
+        audio–text score (query likelihood) for any description, not only the tags
+        Whisper happened to write. English decoding prompt; first 30 s of audio.
+        """
+        import ctranslate2
+
+        encoded = audio if isinstance(audio, EncodedAudio) else self.encode(audio)
+        tokenizer, start = _likelihood_api(self._model)
+        tokens = [tokenizer.encode(f" ({t.strip()})" if as_tag else f" {t.strip()}") for t in texts]
+        if not tokens:
+            return np.zeros(0, dtype=np.float32)
+        batch = ctranslate2.StorageView.from_array(
+            np.ascontiguousarray(np.repeat(encoded.states, len(tokens), axis=0))
+        )
+        results = self._model.model.align(batch, start, tokens, [encoded.frames] * len(tokens))
+        return np.array(
+            [np.mean(np.log(np.maximum(r.text_token_probs, 1e-12))) for r in results],
+            dtype=np.float32,
+        )
 
     def sound_tags(self, audio: np.ndarray) -> Transcript:
         """A transcript in which Whisper may also write sound tags like "(dog barking)".
@@ -250,6 +305,26 @@ class WhisperTranscriber:
             if s.text.strip()
         ]
         return Transcript(out, info.language, float(info.language_probability), info.duration)
+
+
+class EncodedAudio:
+    """Whisper's encoder output for the first 30 s of some audio, reusable across texts."""
+
+    def __init__(self, states: Any, frames: int) -> None:
+        self.states = states  # numpy (1, 1500, d_model)
+        self.frames = frames  # mel frames that hold audio (the rest is padding)
+
+
+def _likelihood_api(model: Any) -> tuple[Any, Any]:
+    from faster_whisper.tokenizer import Tokenizer
+
+    tokenizer = Tokenizer(
+        model.hf_tokenizer,
+        model.model.is_multilingual,
+        task="transcribe",
+        language="en" if model.model.is_multilingual else None,
+    )
+    return tokenizer, [*tokenizer.sot_sequence, tokenizer.no_timestamps]
 
 
 def _offline() -> bool:
