@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("MMRAG_DATA", ROOT.parent / "shared" / "data"))
+DATA = Path(os.environ.get("MMRAG_DATA", ROOT.parent / "shared" / "data")).resolve()
 CACHE = Path(os.environ.get("MMRAG_CACHE", ROOT / ".mmrag-cache"))
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
