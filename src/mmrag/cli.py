@@ -117,7 +117,10 @@ def index(
         bool, typer.Option(help="Delete stored files under PATHS that no longer exist.")
     ] = False,
 ) -> None:
-    """Index files and folders: text, Markdown, HTML, PDF, JSONL, images (unchanged ones skipped)."""
+    """Index files and folders: text, Markdown, HTML, PDF, JSONL, images, audio, video.
+
+    Unchanged files are skipped; changed ones are updated.
+    """
     from mmrag.index.image_embedder import setup_image_indexing
     from mmrag.index.indexer import Indexer
     from mmrag.models.text import load_text_encoder
@@ -548,9 +551,11 @@ if __name__ == "__main__":  # pragma: no cover
 
 def _register_stage_commands() -> None:
     # Commands that live with their stage, so cli.py stays the table of contents.
+    from mmrag.ingest import av_commands
     from mmrag.server.cli_serve import serve_command
 
     app.command("serve")(_friendly(serve_command))
+    av_commands.register(eval_app)
 
 
 _register_stage_commands()
