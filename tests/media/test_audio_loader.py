@@ -169,3 +169,35 @@ def test_sound_likelihood_search_finds_the_laughing_clip(data_dir, tmp_path, whi
         hits = r.retrieve("people laughing", 4).hits
         assert len(hits) == 4 and hits[0].doc.group == str(files[0].resolve())
         assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+def test_a_lone_digit_misheard_as_a_word_is_still_read_as_the_digit(data_dir):
+    # tiny.en writes "tool." for this "two": its first-word odds make it a two as well
+    (source,) = load(data_dir / "fsdd" / "recordings" / "2_george_1.wav").sources
+    (speech,) = [d for d in source.media if d.metadata["kind"] == "speech"]
+    assert speech.metadata["transcript"] == "tool." and speech.metadata["reading"] == 2
+    assert speech.text == "tool. [two 2]"
+
+
+def test_a_short_word_that_is_no_number_gets_no_reading(tmp_path):
+    from mmrag.eval.constructed_video import speak
+    from tests.media.conftest import write_audio
+
+    path = write_audio(tmp_path / "hello.wav", speak("hello"), 16_000, "pcm_s16le", "wav")
+    (source,) = load(path).sources
+    (speech,) = [d for d in source.media if d.metadata["kind"] == "speech"]
+    assert "reading" not in speech.metadata and "hello" in speech.text.lower()
+    assert not any(ch.isdigit() for ch in speech.text)
+
+
+def test_number_reading_weighs_all_spellings_of_a_digit_together():
+    from mmrag.ingest.spoken_numbers import number_reading
+
+    logp = np.log(np.full(21, 1e-4))
+    tokens = [[i, i + 10] for i in range(10)]  # two spellings per digit
+    logp[20] = np.log(0.3)  # the word Whisper wrote ("tool")
+    logp[[2, 12]] = np.log(0.12)  # "two" and "Two": 0.24 together
+    assert number_reading(logp, tokens, margin=0.5) == 2
+    assert number_reading(logp, tokens, margin=0.1) is None  # 0.24 < 0.3 * e**-0.1
+    logp[[2, 12]] = np.log(1e-4)
+    assert number_reading(logp, tokens) is None  # no digit comes close

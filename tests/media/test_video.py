@@ -37,6 +37,11 @@ def test_shots_follow_the_photos_and_carry_the_narration(narrated_clip, narratio
         # the transcript heard during the shot is (mostly) its own narration
         said = set(shot.text.lower().split())
         assert len(said & set(narration.lower().split())) >= 3, (shot.text, narration)
+        # ...and not the next one's: a sentence that spills over stays with its shot
+        own = len(said & set(narration.lower().split()))
+        assert all(
+            len(said & set(n.lower().split())) < own for n in narrations if n != narration
+        ), shot.text
         assert shot.metadata["keyframes"] and all("t" in k for k in shot.metadata["keyframes"])
     speech = [d for d in source.media if d.modality is Modality.AUDIO]
     assert speech and all(d.span.t_end <= source.metadata["duration"] + 0.05 for d in speech)
@@ -61,6 +66,18 @@ def test_shot_detection_on_signatures():
     assert cut_positions(flash) == [3, 4]
     kept = detect_shots(times, flash, 4.0, min_length=1.0)
     assert [(s.start, s.end) for s in kept] == [(0.0, 1.5), (1.5, 4.0)]
+
+
+def test_a_sentence_belongs_to_the_shot_it_is_mostly_in():
+    from mmrag.ingest.shots import Shot
+    from mmrag.ingest.video_loader import said_during
+
+    first, second = Shot(0, 0.0, 3.2, (0,)), Shot(1, 3.2, 7.6, (1,))
+    # spills 0.2 s back into the first shot: it is the second shot's
+    assert not said_during(first, 3.0, 7.0) and said_during(second, 3.0, 7.0)
+    # one long sentence over both shots describes both
+    assert said_during(first, 0.0, 20.0) and said_during(second, 0.0, 20.0)
+    assert not said_during(second, 0.0, 3.2)  # touching is not overlapping
 
 
 def test_indexed_shots_are_found_by_caption_with_their_time_span(

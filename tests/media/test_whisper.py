@@ -105,3 +105,22 @@ def test_text_likelihood_prefers_the_right_description(whisper, data_dir):
     assert scores.shape == (3,) and scores[0] > scores[1] and scores[0] > scores[2]
     # the encoded audio and the raw audio give the same scores
     np.testing.assert_allclose(whisper.text_likelihood(clip, ["laughing"]), scores[:1], atol=1e-4)
+
+
+def test_tag_candidates_are_the_n_best_descriptions(whisper, data_dir):
+    clip = decode_audio(data_dir / "esc50" / "audio" / "4-132803-A-26.flac").samples
+    tags = whisper.tag_candidates(clip, n=4)
+    assert 1 <= len(tags) <= 4 and "laugh" in tags[0][0]
+    scores = [s for _, s in tags]
+    assert scores == sorted(scores, reverse=True) and len({t for t, _ in tags}) == len(tags)
+    assert all(t and "(" not in t and ")" not in t for t, _ in tags)
+
+
+def test_first_token_logprobs_are_a_distribution(whisper, data_dir):
+    audio = decode_audio(data_dir / "fsdd" / "recordings" / "7_george_0.wav").samples
+    logp = whisper.first_token_logprobs(audio)
+    assert np.exp(logp).sum() == pytest.approx(1.0, abs=1e-3)
+    from mmrag.ingest.spoken_numbers import DIGIT_SPELLINGS
+
+    groups = [np.logaddexp.reduce(logp[whisper.first_token_ids(s)]) for s in DIGIT_SPELLINGS]
+    assert int(np.argmax(groups)) == 7 and groups[7] > np.log(0.3)  # it hears a seven

@@ -4,9 +4,9 @@
   relevant when its digit is 7. Precision@10 per digit and query form.
 - ESC-50: a class name ("crying baby") or a short description ("a baby crying") against
   every clip; a clip is relevant when it has that class. Mean average precision.
-  Nothing here is trained on ESC-50: clips are found through Whisper's sound tags
-  (zero-shot), and with "likelihood" rescored by Whisper's likelihood of the query as a
-  tag, so every fold is a held-out fold.
+  Nothing here is trained on ESC-50: clips are found through Whisper's n best sound tags
+  (zero-shot: beam search after an opening bracket), and with "likelihood" rescored by
+  Whisper's likelihood of the query as a tag, so every fold is a held-out fold.
 
 The recordings are indexed like any audio file (the audio loader, Whisper tiny.en by
 default) into a store under the cache, reused while the files and settings are the same.
@@ -141,7 +141,7 @@ def audio_store(
     return store, stats
 
 
-def _retriever(name: str, store: Any, asr: str = "tiny.en") -> Any:
+def _retriever(name: str, store: Any, asr: str = "tiny.en", depth: int = LIKELIHOOD_DEPTH) -> Any:
     from mmrag.retrieve import RETRIEVERS as REGISTRY
 
     if name not in RETRIEVERS:
@@ -149,7 +149,7 @@ def _retriever(name: str, store: Any, asr: str = "tiny.en") -> Any:
     if name == "likelihood":
         from mmrag.retrieve.audio import SoundLikelihoodRetriever
 
-        return SoundLikelihoodRetriever(store, transcriber=asr, depth=LIKELIHOOD_DEPTH)
+        return SoundLikelihoodRetriever(store, transcriber=asr, depth=depth)
     return REGISTRY.create(name, store=store)
 
 
@@ -203,6 +203,7 @@ def eval_esc50(
     asr: str = "tiny.en",
     limit: int | None = None,
     show: bool = False,
+    likelihood_depth: int = LIKELIHOOD_DEPTH,
 ) -> dict[str, Any]:
     """The body of `mmrag eval audio esc50 DIR`: mAP for class-name and description queries."""
     clips = esc50_clips(directory, limit)
@@ -226,11 +227,12 @@ def eval_esc50(
             "clips": len(clips),
             "classes": len(classes),
             "clips_with_tags": tagged,
-            "approach": "Whisper sound tags (zero-shot: nothing trained on ESC-50), text search",
+            "approach": "Whisper's 8 best sound tags per clip (zero-shot: nothing trained on "
+            "ESC-50) as the clip's text, text search",
             **stats,
         }
         for name in retrievers:
-            retriever = _retriever(name, store, asr)
+            retriever = _retriever(name, store, asr, likelihood_depth)
             scores: dict[str, Any] = {}
             started = time.perf_counter()
             for form, queries in forms.items():

@@ -16,7 +16,13 @@ from typing import Any
 from mmrag.errors import ConfigError
 from mmrag.ingest.files import AUDIO_SUFFIXES, Loaded, Loader, RawFile
 from mmrag.ingest.media_decode import DecodedAudio, decode_audio
-from mmrag.ingest.spoken_numbers import with_number_aliases
+from mmrag.ingest.spoken_numbers import (
+    DIGIT_SPELLINGS,
+    number_reading,
+    number_word,
+    reading_aliases,
+    with_number_aliases,
+)
 from mmrag.models.whisper import SAMPLE_RATE, Transcript, WhisperTranscriber
 from mmrag.types import Document, Modality, Span
 
@@ -28,6 +34,10 @@ from mmrag.types import Document, Modality, Span
 MIN_SPEECH_WORDS = 3
 SHORT = 2.0
 NO_SPEECH = 0.5
+# A clip this short with at most this many words may be one spoken number, which Whisper
+# without context often writes as a homophone ("to.", "for.") or a near miss ("tool.").
+UTTERANCE_SECONDS = 2.0
+UTTERANCE_WORDS = 2
 __all__ = ["AUDIO_SUFFIXES", "load_audio", "make_audio_loader", "transcript_documents"]
 
 
@@ -38,6 +48,50 @@ def _needs_tags(transcript: Transcript) -> bool:
     words = len({w.strip(".,!?;:").lower() for s in spoken for w in s.text.split()})
     doubt = sum(s.no_speech_prob for s in spoken) / len(spoken)
     return doubt > NO_SPEECH or (words < MIN_SPEECH_WORDS and transcript.duration >= SHORT)
+
+
+def _is_utterance(transcript: Transcript) -> bool:
+    spoken = [s for s in transcript.segments if not s.is_tag]
+    words = sum(len(s.text.split()) for s in spoken)
+    return (
+        transcript.language == "en"
+        and transcript.duration <= UTTERANCE_SECONDS
+        and len(spoken) <= 1
+        and words <= UTTERANCE_WORDS
+    )
+
+
+def with_number_reading(
+    docs: list[Document],
+    source_id: str,
+    source: str,
+    audio: DecodedAudio,
+    transcriber: WhisperTranscriber,
+) -> list[Document]:
+    """For a lone short utterance, add the digit it may be (see spoken_numbers.number_reading)
+    to its speech document, or make one when Whisper wrote nothing."""
+    tokens = [transcriber.first_token_ids(spellings) for spellings in DIGIT_SPELLINGS]
+    digit = number_reading(transcriber.first_token_logprobs(audio.samples), tokens)
+    if digit is None:
+        return docs
+    speech = [d for d in docs if d.metadata.get("kind") == "speech"]
+    if speech:
+        doc = speech[0]
+        extra = reading_aliases(doc.metadata.get("transcript", doc.text), digit)
+        text = f"{doc.text} [{' '.join(extra)}]" if extra else doc.text
+        changed = replace(doc, text=text, metadata={**doc.metadata, "reading": digit})
+        return [changed if d is doc else d for d in docs]
+    reading = Document(
+        id=f"{source_id}#t=0.00-{audio.duration:.2f}",
+        text=f"[{number_word(digit)} {digit}]",
+        modality=Modality.AUDIO,
+        source_id=source_id,
+        source=source,
+        media=source,
+        span=Span(t_start=0.0, t_end=round(audio.duration, 2)),
+        metadata={"kind": "speech", "language": "en", "transcript": "", "reading": digit},
+    )
+    return [reading, *docs]
 
 
 def transcript_documents(
@@ -76,13 +130,13 @@ def transcript_documents(
 def sound_document(
     source_id: str,
     source: str,
-    tags: Transcript | None,
+    tags: list[tuple[str, float]] | None,
     duration: float,
     metadata: dict[str, Any],
 ) -> Document:
-    """The whole clip as one document, described by Whisper's sound tags when it gave any
-    (an untagged clip keeps an empty text: a sound encoder may still embed it)."""
-    names = list(dict.fromkeys(s.tag for s in tags.segments if s.tag)) if tags else []
+    """The whole clip as one document, described by Whisper's n best sound tags, best
+    first (an untagged clip keeps an empty text: a sound encoder may still embed it)."""
+    names = [tag for tag, _ in tags or []]
     return Document(
         id=f"{source_id}#sound",
         text="; ".join(names),
@@ -91,7 +145,12 @@ def sound_document(
         source=source,
         media=source,
         span=Span(t_start=0.0, t_end=round(duration, 2)),
-        metadata={"kind": "sound", "tags": names, **metadata},
+        metadata={
+            "kind": "sound",
+            "tags": names,
+            "tag_scores": [round(score, 3) for _, score in tags or []],
+            **metadata,
+        },
     )
 
 
@@ -113,8 +172,10 @@ def audio_documents(
     if audio.truncated:
         meta["truncated"] = True
     docs = transcript_documents(source_id, source, transcript)
+    if _is_utterance(transcript):
+        docs = with_number_reading(docs, source_id, source, audio, transcriber)
     if _needs_tags(transcript):
-        tagged = transcriber.sound_tags(audio.samples) if tags else None
+        tagged = transcriber.tag_candidates(audio.samples) if tags else None
         docs.append(
             sound_document(source_id, source, tagged, audio.duration, {"asr": transcriber.name})
         )

@@ -12,6 +12,9 @@ sentence. Inside longer text homophones are left alone.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+
+import numpy as np
 
 _ONES = (
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
@@ -57,3 +60,37 @@ def with_number_aliases(text: str) -> str:
     """`text`, followed by the other spellings of its numbers in brackets when it has any."""
     aliases = number_aliases(text)
     return f"{text} [{' '.join(aliases)}]" if aliases else text
+
+
+# How Whisper may begin writing a lone spoken digit: the word, capitalised or not, or the
+# numeral.
+DIGIT_SPELLINGS = tuple((w, w.capitalize(), str(n)) for n, w in enumerate(_ONES[:10]))
+# A short utterance is read as a digit when all spellings of that digit together are at
+# least e**-MARGIN as likely as Whisper's single most likely first word. Chosen on
+# espeak-ng speech, not on a benchmark: 18 common non-number words ("hello", "dog",
+# "water") leave the best digit 3.9-9.5 nats behind their own first word (only "tree",
+# which espeak-ng says like "three", comes closer), while spoken digits misread as other
+# words ("I", "well") trail by 0.4-4.4.
+MARGIN = 3.0
+
+
+def number_reading(
+    first_token: np.ndarray, digit_tokens: Sequence[Sequence[int]], margin: float = MARGIN
+) -> int | None:
+    """The digit 0-9 that a short utterance may be, or None.
+
+    `first_token` holds log-probabilities of the first token of Whisper's reading of the
+    audio; `digit_tokens[d]` the first tokens of the spellings of digit d. Greedy
+    decoding writes the likeliest word, so a "two" heard as "tool." (0.21) beats "two"
+    (0.09), "Two" (0.06) and "2" (0.05) one by one, but not all together (0.20) by
+    much; a clear "hello" leaves every digit far behind.
+    """
+    per_digit = np.array([np.logaddexp.reduce(first_token[list(ids)]) for ids in digit_tokens])
+    best = int(per_digit.argmax())
+    return best if per_digit[best] >= first_token.max() - margin else None
+
+
+def reading_aliases(text: str, digit: int) -> list[str]:
+    """Spellings of `digit` that `text` (with its aliases) does not hold yet."""
+    have = set(_TOKEN.findall(with_number_aliases(text).lower()))
+    return [a for a in (number_word(digit), str(digit)) if a not in have]

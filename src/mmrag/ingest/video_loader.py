@@ -41,14 +41,23 @@ def _overlap(a0: float, a1: float, b0: float, b1: float) -> float:
     return max(0.0, min(a1, b1) - max(a0, b0))
 
 
+def said_during(shot: Shot, t_start: float, t_end: float) -> bool:
+    """A transcript segment belongs to a shot when they overlap by at least half of the
+    shorter of the two: a sentence that spills a moment into the next shot stays with its
+    own, while a long one that covers a short shot still describes it."""
+    shorter = min(t_end - t_start, shot.end - shot.start)
+    overlap = _overlap(shot.start, shot.end, t_start, t_end)
+    return overlap > 0 and overlap >= 0.5 * shorter
+
+
 def shot_text(shot: Shot, speech: list[Document]) -> str:
-    """What is said during the shot: the transcript segments that overlap it."""
+    """What is said during the shot: the transcript segments that belong to it."""
     parts = []
     for doc in speech:
         span = doc.span
         if span is None or span.t_start is None or span.t_end is None:
             continue
-        if _overlap(shot.start, shot.end, span.t_start, span.t_end) > 0:
+        if said_during(shot, span.t_start, span.t_end):
             parts.append(str(doc.metadata.get("transcript", doc.text)))
     text = " ".join(parts)
     language = speech[0].metadata.get("language") if speech else None

@@ -50,6 +50,8 @@ _BASE_PARTS = (
 PACKAGED_WHISPER = ("tiny.en", "base")
 # A tag is a whole segment in brackets or parentheses: "(wind blowing)", "[APPLAUSE]".
 _TAG = re.compile(r"^\s*[\[(]\s*([^\[\]()]+?)\s*[\])]\s*$")
+# Where a tag written after an opening bracket ends.
+_TAG_OPENING = re.compile(r"[)\]\[(]")
 # Tags that say there is nothing to hear.
 _EMPTY_TAGS = frozenset(
     {"blank_audio", "blank audio", "silence", "no audio", "inaudible", "no speech"}
@@ -275,6 +277,70 @@ class WhisperTranscriber:
             [np.mean(np.log(np.maximum(r.text_token_probs, 1e-12))) for r in results],
             dtype=np.float32,
         )
+
+    def tag_candidates(
+        self, audio: np.ndarray, n: int = 8, max_tokens: int = 12, max_windows: int = 4
+    ) -> list[tuple[str, float]]:
+        """Whisper's n best sound tags for the audio, best first, with their scores.
+
+        Beam search from an opening bracket, " (", so Whisper can only describe: a clip
+        of rain gets "(rain falling)", "(water running)", "(wind blowing)", ... and a
+        description is found even when it is not Whisper's first choice. Each 30 s
+        window (at most `max_windows`) is tagged; a tag keeps its best score (mean token
+        log-probability, so longer tags are not penalised).
+        """
+        import ctranslate2
+
+        audio = _as_audio(audio)
+        tokenizer, start = _likelihood_api(self._model)
+        prompt = [*start, *tokenizer.encode(" (")]
+        window = SAMPLE_RATE * 30
+        best: dict[str, float] = {}
+        for at in range(0, max(len(audio), 1), window)[:max_windows]:
+            encoded = self.encode(audio[at : at + window])
+            (result,) = self._model.model.generate(
+                ctranslate2.StorageView.from_array(np.ascontiguousarray(encoded.states)),
+                [prompt],
+                max_length=len(prompt) + max_tokens,
+                beam_size=n,
+                num_hypotheses=n,
+                return_scores=True,
+                suppress_blank=False,
+                suppress_tokens=[],
+            )
+            for ids, score in zip(result.sequences_ids, result.scores, strict=True):
+                # the returned ids may start with the prompt's own " ("
+                text = tokenizer.decode([t for t in ids if t < tokenizer.eot]).lstrip(" (")
+                tag = _TAG_OPENING.split(text, maxsplit=1)[0].strip(" .,;:").lower()
+                if tag and tag not in _EMPTY_TAGS and score > best.get(tag, -np.inf):
+                    best[tag] = float(score)
+        return sorted(best.items(), key=lambda kv: -kv[1])
+
+    def first_token_logprobs(self, audio: np.ndarray | EncodedAudio) -> np.ndarray:
+        """Log-probabilities over the vocabulary of the first token of Whisper's reading of
+        the audio (English prompt, no timestamps): one decoder step, which is all it takes
+        to weigh one-token alternatives such as " two" against " to"."""
+        import ctranslate2
+
+        encoded = audio if isinstance(audio, EncodedAudio) else self.encode(audio)
+        _, start = _likelihood_api(self._model)
+        (result,) = self._model.model.generate(
+            ctranslate2.StorageView.from_array(np.ascontiguousarray(encoded.states)),
+            [start],
+            max_length=len(start) + 1,
+            beam_size=1,
+            return_logits_vocab=True,
+            suppress_blank=False,
+            suppress_tokens=[],
+        )
+        logits = np.asarray(result.logits[0], dtype=np.float64).reshape(-1)
+        top = logits.max()
+        return logits - (top + np.log(np.exp(logits - top).sum()))
+
+    def first_token_ids(self, words: Sequence[str]) -> list[int]:
+        """The first token of each word as Whisper writes it after a space (" seven")."""
+        tokenizer, _ = _likelihood_api(self._model)
+        return [tokenizer.encode(f" {w.strip()}")[0] for w in words]
 
     def sound_tags(self, audio: np.ndarray) -> Transcript:
         """A transcript in which Whisper may also write sound tags like "(dog barking)".
