@@ -27,9 +27,16 @@ RESULTS = ROOT / "bench" / "results"
 
 
 def _save(result: dict[str, Any], name: str) -> None:
+    """Merge this run's parts into the results file (parts may run in separate processes,
+    e.g. `--only fsdd` beside `--only esc50 --only video`); written atomically."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    merged = json.loads(path.read_text()) if path.is_file() else {}
+    merged.update(result)
+    merged["notes"] = {**merged.get("notes", {}), **result.get("notes", {})}
+    staging = path.with_suffix(f".tmp-{os.getpid()}")
+    staging.write_text(json.dumps(merged, indent=2, ensure_ascii=False) + "\n")
+    os.replace(staging, path)
 
 
 def main() -> None:
@@ -39,6 +46,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small subsets, a few minutes")
     parser.add_argument("--only", choices=("fsdd", "esc50", "video", "likelihood"), action="append")
     parser.add_argument("--likelihood-depth", type=int, default=20)
+    parser.add_argument(
+        "--fsdd-per-digit", type=int, default=None, help="FSDD recordings per digit (all)"
+    )
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from mmrag.eval.audio import eval_esc50, eval_fsdd
@@ -46,8 +56,9 @@ def main() -> None:
 
     name = "audio_video-quick" if args.quick else "audio_video"
     parts = args.only or ["fsdd", "esc50", "video", "likelihood"]
+
     result: dict[str, Any] = {
-        "machine": {
+        f"machine_{'+'.join(parts)}": {
             "python": platform.python_version(),
             "cpu": platform.processor(),
             "cores": os.cpu_count(),
@@ -82,7 +93,7 @@ def main() -> None:
                 stores,
                 ("bm25", "dense", "hybrid"),
                 args.asr,
-                per_digit=15 if args.quick else None,
+                per_digit=15 if args.quick else args.fsdd_per_digit,
             )
             result["fsdd"]["wall_seconds"] = round(time.perf_counter() - start, 1)
             print("fsdd", json.dumps(result["fsdd"]), flush=True)

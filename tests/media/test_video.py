@@ -68,6 +68,15 @@ def test_shot_detection_on_signatures():
     assert [(s.start, s.end) for s in kept] == [(0.0, 1.5), (1.5, 4.0)]
 
 
+def test_keyframes_are_spread_uniformly_over_a_shot():
+    from mmrag.ingest.shots import keyframes_in
+
+    times = [i * 0.25 for i in range(41)]  # a 10 s shot sampled 4 times a second
+    picked = keyframes_in(times, 0, len(times), every=2.0)
+    assert [times[i] for i in picked] == [1.0, 3.0, 5.0, 7.0, 9.0]  # centres of 5 parts
+    assert keyframes_in(times, 8, 10, every=2.0) == (8,)  # a short shot: one, its middle
+
+
 def test_a_sentence_belongs_to_the_shot_it_is_mostly_in():
     from mmrag.ingest.shots import Shot
     from mmrag.ingest.video_loader import said_during
@@ -163,6 +172,14 @@ def test_webm_clip_and_a_truncated_one(tmp_path, clip_images, narrations):
         assert 1 <= len(_shots(partial)) <= 2  # what decoded before the cut
     except IngestError as exc:
         assert "cut.webm" in str(exc)
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mov"])
+def test_other_containers_load_through_the_normal_path(tmp_path, clip_images, suffix):
+    clip = build_clip(clip_images[:2], None, tmp_path / f"silent{suffix}")
+    (source,) = load(clip.path).sources
+    assert len(_shots(source)) == 2 and source.metadata["suffix"] == suffix
+    assert [d.span.t_start for d in _shots(source)] == [0.0, pytest.approx(2.0, abs=0.3)]
 
 
 def test_corrupt_and_lying_video_files_are_per_file_errors(tmp_path, narrated_clip, data_dir):

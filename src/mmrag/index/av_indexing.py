@@ -34,8 +34,8 @@ def setup_av_indexing(
     """Register the audio and video loaders; return `embedders` with the image field
     extended to video shots (meanP) and, when `audio_encoder` is set, an audio field.
 
-    `transcriber`: Whisper "tiny.en", "base", a path or hub id (None: audio files are
-    not transcribed, videos are indexed by their frames only).
+    `transcriber`: Whisper "tiny.en", "base", a path or hub id (None: videos are indexed
+    by their frames only; audio files keep the default loader, which transcribes).
     """
     from mmrag.errors import ConfigError
     from mmrag.ingest.audio_loader import make_audio_loader
