@@ -42,6 +42,11 @@ def test_reindex_is_idempotent_and_tracks_changes(store: Path) -> None:
     hits = _search(store, "Atacama desert")
     assert hits[0]["citation"].startswith(str(corpus / "water-cycle.md"))
     assert not any("printing-press" in h["citation"] for h in _search(store, "Gutenberg"))
+    # Put the corpus back, so the module's other tests see all twelve files.
+    for name in ("water-cycle.md", "printing-press.txt"):
+        shutil.copy(CORPUS / name, corpus / name)
+    result = _run("index", str(corpus), "--store", str(store))
+    assert "1 added, 1 updated, 10 unchanged" in result.output, result.output
 
 
 def _search(store: Path, query: str, *extra: str) -> list[dict]:

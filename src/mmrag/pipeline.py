@@ -35,7 +35,7 @@ from typing import Any
 
 from mmrag.errors import ConfigError, MMRagError
 from mmrag.generate import GENERATORS, Answer, Generator
-from mmrag.index.store import EmbeddedStore
+from mmrag.index.base import Store
 from mmrag.registry import Registry
 from mmrag.retrieve import RETRIEVERS, Retriever
 from mmrag.types import Document, Query, Ranked, StageReport
@@ -130,7 +130,7 @@ def media_resolver(root: str | Path) -> Callable[[Document], Path | None]:
     return resolve
 
 
-def default_retriever_name(store: EmbeddedStore) -> str:
+def default_retriever_name(store: Store) -> str:
     """What to search with when the config names no retriever: every modality the store has."""
     fields = store.fields()
     return "multimodal" if "image" in fields else "hybrid" if "text" in fields else "bm25"
@@ -181,7 +181,7 @@ class Pipeline:
     # ---- building ----------------------------------------------------------------
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any], store: EmbeddedStore) -> Pipeline:
+    def from_config(cls, config: Mapping[str, Any], store: Store) -> Pipeline:
         stages = parse_config(config)
         retrieve = stages.get("retrieve") or StageConfig(name="")
         if not retrieve.name:
@@ -194,7 +194,10 @@ class Pipeline:
                 built[stage] = _registry(stage).create(stages[stage].name, **stages[stage].params)
         generator = built.get("generate")
         if generator is not None:
-            generator.media = media_resolver(store.path)
+            # media files live in the store folder (embedded) or its blob folder (servers)
+            root = getattr(store, "blob_root", None) or getattr(store, "path", None)
+            if root is not None:
+                generator.media = media_resolver(root)
         return cls(
             built["retrieve"],
             built.get("rerank"),
@@ -207,7 +210,7 @@ class Pipeline:
         )
 
     @classmethod
-    def from_toml(cls, path: str | Path | None, store: EmbeddedStore) -> Pipeline:
+    def from_toml(cls, path: str | Path | None, store: Store) -> Pipeline:
         """Build from a TOML file (None: the default config, retrieval + local generation)."""
         if path is None:
             return cls.from_config(DEFAULT_CONFIG, store)
@@ -234,7 +237,7 @@ class Pipeline:
     def refine(self, ranked: Ranked, budget: int | None = None) -> Ranked:
         if self.refiner is None:
             return ranked
-        return self.refiner.refine(ranked, budget or self.budget)
+        return self.refiner.refine(ranked.query, ranked, budget_tokens=budget or self.budget)
 
     def generate(self, ranked: Ranked, max_tokens: int | None = None) -> Answer:
         return _last_answer(self.generate_stream(ranked, max_tokens))
