@@ -134,3 +134,21 @@ def test_bad_files_are_reported_and_the_rest_indexed(tmp_path: Path) -> None:
     assert "1 added" in result.output and "3 failed" in result.output
     for name in ("empty.txt", "fake.pdf", "binary.txt"):
         assert name in result.output
+
+
+def test_eval_beir_reranks_the_first_stage(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # "first-stage" keeps the BM25 order, so the reranked figures must equal BM25's own.
+    monkeypatch.setenv("MMRAG_CACHE", str(tmp_path))
+    out = tmp_path / "scifact.json"
+    result = _run(
+        "eval", "beir", str(data_dir / "scifact"), "--retriever", "bm25",
+        "--reranker", "first-stage", "--json", str(out),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(out.read_text())
+    assert metrics["queries"] == 300 and metrics["first_stage_retriever"] == "bm25"
+    assert metrics["ndcg@10"] == metrics["first_stage"]["ndcg@10"] > 0.66
+    bad = _run("eval", "beir", str(data_dir / "scifact"), "--reranker", "no-such-reranker")
+    assert bad.exit_code == 2 and "no-such-reranker" in bad.output

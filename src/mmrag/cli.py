@@ -422,12 +422,33 @@ def eval_beir(
     ] = "sentence-transformers",
     model: Annotated[str | None, typer.Option(help="Encoder model name or path.")] = None,
     split: Annotated[str, typer.Option(help="Qrels split.")] = "test",
+    reranker: Annotated[
+        str | None,
+        typer.Option(help="Rerank the retriever's top 100 with this reranker (see RERANKERS)."),
+    ] = None,
     out: JsonOut = None,
 ) -> None:
     """nDCG@10, Recall@100, MRR@10 and queries/s on a BEIR dataset."""
     from mmrag.eval.datasets import load_beir
     from mmrag.eval.runner import Corpus
 
+    if reranker is not None:
+        from mmrag.rerank.commands import RerankTask, run_rerank_eval
+
+        _write_json(
+            out,
+            run_rerank_eval(
+                RerankTask.beir,
+                directory,
+                reranker,
+                {},
+                retriever=retriever,
+                split=split,
+                encoder=encoder,
+                model=model,
+            ),
+        )
+        return
     data = load_beir(directory, split=split)
     corpus = Corpus(
         texts={d: v["text"] for d, v in data.corpus.items()},
@@ -552,10 +573,12 @@ if __name__ == "__main__":  # pragma: no cover
 def _register_stage_commands() -> None:
     # Commands that live with their stage, so cli.py stays the table of contents.
     from mmrag.ingest import av_commands
+    from mmrag.rerank import commands as rerank_commands
     from mmrag.server.cli_serve import serve_command
 
     app.command("serve")(_friendly(serve_command))
     av_commands.register(eval_app)
+    rerank_commands.register(eval_app)
 
 
 _register_stage_commands()
