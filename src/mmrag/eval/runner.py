@@ -51,10 +51,16 @@ def cached_store(
     key = hashlib.sha256(
         json.dumps([name, len(corpus.texts), encoder.info() if encoder else None]).encode()
     ).hexdigest()[:12]
-    store = EmbeddedStore(cache / f"{name}-{key}")
-    indexer = Indexer(store, encoder, chunk_tokens=0, progress=show)
-    indexer.index_records(corpus.records(), total=len(corpus.texts))
-    return store
+    path = cache / f"{name}-{key}"
+    # A finished store is opened read-only, so several evaluations (benchmarks running
+    # side by side) can share it; only the first one builds it, holding the write lock.
+    done = path / "eval-complete"
+    if not done.exists():
+        with EmbeddedStore(path) as store:
+            indexer = Indexer(store, encoder, chunk_tokens=0, progress=show)
+            indexer.index_records(corpus.records(), total=len(corpus.texts))
+        done.write_text(key + "\n")
+    return EmbeddedStore(path, read_only=True)
 
 
 def run_queries(
