@@ -1,0 +1,28 @@
+"""Refiners: fit retrieved material to the generator's budget without losing the answer.
+
+Each takes a question and ranked hits and returns hits whose `passage` is the kept text
+and whose `kept` spans point into the source, so answers can still cite it.
+"""
+
+from __future__ import annotations
+
+from mmrag.refine.base import Refiner
+from mmrag.registry import Registry
+
+REFINERS: Registry[Refiner] = Registry(
+    "refiner",
+    {
+        "extractive": "mmrag.refine.extractive:ExtractiveRefiner",
+        "lingua": "mmrag.refine.lingua:LinguaRefiner",
+        "abstractive": "mmrag.refine.abstractive:AbstractiveRefiner",
+        "visual": "mmrag.refine.visual:VisualRefiner",
+    },
+)
+
+
+def load_refiner(name: str, **params: object) -> Refiner:
+    """A refiner by registry name (or "module:Class") with its constructor parameters."""
+    return REFINERS.create(name, **params)
+
+
+__all__ = ["REFINERS", "Refiner", "load_refiner"]
