@@ -75,7 +75,7 @@ def main() -> None:
             "empty BM25 query",
             "esc50": "zero-shot: Whisper's 8 best sound tags per clip (beam search after "
             "'(': 'dog barking', 'dog growling', ...) are the clip's text (bm25/dense/"
-            "hybrid); 'likelihood' rescores the dense top --likelihood-depth by Whisper's "
+            "hybrid); 'likelihood' rescores the hybrid top --likelihood-depth by Whisper's "
             "log-probability of '(query)' for the clip; nothing is trained on ESC-50, so "
             "all folds are held out",
             "video": "CONSTRUCTED clips: 3 held-out Flickr8k photos each + espeak-ng "
@@ -133,7 +133,7 @@ def main() -> None:
             )
             result["esc50_likelihood"] = {
                 "depth": args.likelihood_depth,
-                "first_stage": "dense",
+                "first_stage": "hybrid",
                 **scored["likelihood"],
                 "wall_seconds": round(time.perf_counter() - start, 1),
             }

@@ -169,6 +169,13 @@ def test_sound_likelihood_search_finds_the_laughing_clip(data_dir, tmp_path, whi
         hits = r.retrieve("people laughing", 4).hits
         assert len(hits) == 4 and hits[0].doc.group == str(files[0].resolve())
         assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+        # only the first `depth` are rescored; deeper first-stage hits follow in order
+        shallow = SoundLikelihoodRetriever(store, EverySoundLast(store), whisper, depth=2)
+        hits = shallow.retrieve("people laughing", 4).hits
+        first = EverySoundLast(store).retrieve("people laughing", 4).hits
+        assert [h.doc.id for h in hits[2:]] == [h.doc.id for h in first[2:]]
+        assert {h.doc.id for h in hits[:2]} == {h.doc.id for h in first[:2]}
+        assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
 
 
 def test_a_lone_digit_misheard_as_a_word_is_still_read_as_the_digit(data_dir):

@@ -109,23 +109,28 @@ class SoundLikelihoodRetriever(Retriever):
         return encoded
 
     def retrieve_many(self, queries: Sequence[Query | str], k: int = 10) -> list[Ranked]:
+        """The first stage's top `depth` reordered by likelihood; deeper first-stage hits
+        (when k > depth) follow in their own order, below every rescored one."""
         qs = [as_query(q) for q in queries]
         audio_only = [
             Query(text=q.text, id=q.id, filters=with_modalities(q.filters, (Modality.AUDIO,)))
             for q in qs
         ]
-        firsts = self.first.retrieve_many(audio_only, self.depth)
+        firsts = self.first.retrieve_many(audio_only, max(k, self.depth))
         out = []
         for q, first in zip(qs, firsts, strict=True):
             report = StageReport(stage="retrieve", name=self.name)
             with timed(report):
                 docs = [h.doc for h in first.hits]
+                head, tail = docs[: self.depth], docs[self.depth :]
                 scores = [
-                    float(self.whisper.text_likelihood(self._encode(d), [q.text])[0]) for d in docs
+                    float(self.whisper.text_likelihood(self._encode(d), [q.text])[0]) for d in head
                 ]
-                order = np.argsort(-np.asarray(scores), kind="stable")[:k]
-                scored = [(docs[i], scores[i]) for i in order]
+                order = np.argsort(-np.asarray(scores), kind="stable")
+                scored = [(head[i], scores[i]) for i in order]
+                floor = min(scores, default=0.0)
+                scored += [(d, floor - 1.0 - i) for i, d in enumerate(tail)]
             report.n_in = len(docs)
-            report.model_calls = len(docs)
-            out.append(to_ranked(q, scored, report))
+            report.model_calls = len(head)
+            out.append(to_ranked(q, scored[:k], report))
         return out
