@@ -85,7 +85,8 @@ ESC50_DESCRIPTIONS = {
 
 
 def fsdd_files(directory: Path, per_digit: int | None = None) -> list[Path]:
-    """FSDD recordings ({digit}_{speaker}_{take}.wav), optionally the first n per digit."""
+    """FSDD recordings ({digit}_{speaker}_{take}.wav), optionally n per digit spread evenly
+    over the sorted names, so a subset holds every speaker (the first n would be one)."""
     files = sorted((Path(directory) / "recordings").glob("*.wav"))
     if not files:
         raise IngestError(str(directory), "no recordings/*.wav (expected the FSDD folder)")
@@ -93,7 +94,9 @@ def fsdd_files(directory: Path, per_digit: int | None = None) -> list[Path]:
         return files
     out: list[Path] = []
     for d in range(10):
-        out.extend([f for f in files if f.name.startswith(f"{d}_")][:per_digit])
+        mine = [f for f in files if f.name.startswith(f"{d}_")]
+        count = min(per_digit, len(mine))
+        out.extend(mine[i * len(mine) // count] for i in range(count))
     return out
 
 
