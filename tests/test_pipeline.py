@@ -191,3 +191,26 @@ def test_media_resolver_never_leaves_the_store(tmp_path: Path) -> None:
         assert resolve(doc(media=bad)) is None, bad
         assert resolve(doc(source=bad)) is None, bad
     assert os.path.exists(outside)
+
+
+def test_rerank_and_refine_stages_compose(store: EmbeddedStore, tmp_path: Path) -> None:
+    config = (
+        '[retrieve]\nname = "bm25"\nk = 8\n'
+        '[rerank]\nname = "biencoder"\nk = 3\n'
+        '[refine]\nname = "extractive"\nbudget = 160\n' + GENERATE
+    )
+    pipeline = Pipeline.from_toml(_toml(tmp_path, config), store)
+    answer = pipeline.ask(QUESTION)
+    assert [s.stage for s in answer.stages] == ["retrieve", "rerank", "refine", "generate"]
+    retrieve, rerank, refine, _ = answer.stages
+    assert rerank.n_in == retrieve.n_out > 3 and rerank.n_out == 3  # BM25 may match fewer than k
+    assert refine.n_in == 3 and 1 <= len(answer.context) <= 3
+    assert refine.extra["tokens_out"] <= 160 < refine.extra["tokens_in"]
+    assert all(Path(h.doc.source or "").name == "printing-press.txt" for h in answer.context)
+    assert "Gutenberg" in " ".join(h.text for h in answer.context)  # the answer survived
+    # every kept piece still points into its source, so the answer can cite it
+    for hit in answer.context:
+        assert hit.passage and hit.kept
+        for span in hit.kept:
+            assert hit.doc.span.start <= span.start < span.end <= hit.doc.span.end
+    assert all(1 <= c.number <= len(answer.context) for c in answer.citations)

@@ -573,12 +573,14 @@ if __name__ == "__main__":  # pragma: no cover
 def _register_stage_commands() -> None:
     # Commands that live with their stage, so cli.py stays the table of contents.
     from mmrag.ingest import av_commands
+    from mmrag.refine import commands as refine_commands
     from mmrag.rerank import commands as rerank_commands
     from mmrag.server.cli_serve import serve_command
 
     app.command("serve")(_friendly(serve_command))
     av_commands.register(eval_app)
     rerank_commands.register(eval_app)
+    refine_commands.register(eval_app)
 
 
 _register_stage_commands()

@@ -314,6 +314,11 @@ class Pipeline:
             report.extra["budget"] = self.budget
             report.extra["words_in"] = _words(before) if before is not None else 0
             report.extra["words_out"] = _words(after)
+            # the refiner counts with its own tokenizer: pass its figures on
+            for r in new:
+                for key in ("tokens_in", "tokens_out", "achieved_rate"):
+                    if key in r.extra:
+                        report.extra[key] = r.extra[key]
         return report
 
     def generate_stream(
