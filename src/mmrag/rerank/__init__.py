@@ -1,6 +1,6 @@
 """Rerankers, selected by name from `RERANKERS`: ranked hits in, re-ordered hits out.
 
-"default" is the best offline reranker measured here (see bench/rerank.py).
+"default" is the best offline reranker measured here (see bench/rerank.py and fusion.py).
 """
 
 from mmrag.registry import Registry
