@@ -1,0 +1,736 @@
+"""The store on a Milvus server: the embedded store's lifecycle over pymilvus `MilvusClient`.
+
+Documents, their vectors (one column per vector field) and the BM25 input live in one
+collection; source content hashes in a second; schema metadata in a third (see
+`milvus_schema`). Text is analysed by mmrag's own `Analyzer` and the resulting terms are
+fed to Milvus's BM25 function, so the vocabulary (stemming, stopwords, CJK segmentation)
+is the embedded store's, whichever tokenizers the server offers.
+
+Milvus has no transactions, so `write` orders its steps for resumability instead: old
+documents of the batch's sources go first, new ones are upserted by id, and the source
+hashes are recorded last. A write cut short leaves its sources without a hash, so the
+next run redoes them, and upserts by id never duplicate a document. Each server call is
+retried with backoff when the server is unreachable, then reported as a `StoreError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from mmrag.errors import ConfigError, StoreError
+from mmrag.index.analyzer import Analyzer
+from mmrag.index.base import Scored, Store
+from mmrag.index.batch import Batch
+from mmrag.index.bm25 import BM25Params
+from mmrag.index.milvus_filters import literal, to_milvus_expr
+from mmrag.index.milvus_schema import (
+    DOC_FIELDS,
+    FORMAT,
+    HAS,
+    MAX_TOPK,
+    MAX_VARCHAR,
+    SPARSE,
+    TERMS,
+    VEC,
+    Capabilities,
+    capabilities,
+    check_field_name,
+    chunks_schema,
+    meta_schema,
+    schema_problems,
+    sources_schema,
+)
+from mmrag.registry import require
+from mmrag.types import Document, Modality, Span
+
+T = TypeVar("T")
+DEFAULT_DENSE_INDEX: dict[str, Any] = {
+    "index_type": "HNSW",
+    "params": {"M": 16, "efConstruction": 200},
+}
+_IN_CHUNK = 500  # ids per `in [...]` expression
+# Session: a client reads its own writes without Strong's wait for the next time tick
+# (about 200 ms per search on Milvus 2.3, measured in bench/scale.py); other clients
+# see the data once it is flushed, which `checkpoint` does at the end of an index run.
+# Milvus 2.3 returns no timestamp for a delete, so pymilvus's session clock does not
+# advance and a Session read right after a delete still sees the deleted rows: reads
+# of a collection with deletes not yet followed by an upsert are made Strong instead.
+CONSISTENCY = "Session"
+# pymilvus pings an idle connection every 10 s; gRPC servers left at the library's
+# defaults, as Milvus Lite's is, allow one ping per 5 minutes without calls and drop the
+# connection ("too many pings") after two more. A dedicated connection (closed with the
+# store, not shared per URI) that pings less often keeps working with every server; a
+# dead connection is still noticed by the call timeout, and the call is retried.
+GRPC_OPTIONS = {"grpc.keepalive_time_ms": 330_000}
+# Milvus allows 255 characters; the two companion collections add 9.
+_COLLECTION = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,200}$")
+
+
+class MilvusStore(Store):
+    """An mmrag store held in Milvus collections named `collection` (and two companions)."""
+
+    def __init__(
+        self,
+        uri: str,
+        collection: str,
+        *,
+        create: bool = True,
+        read_only: bool = False,
+        analyzer: Analyzer | None = None,
+        bm25: BM25Params | None = None,
+        blob_dir: str | Path | None = None,
+        dense_index: dict[str, Any] | None = None,
+        ef_search: int = 128,
+        timeout: float = 30.0,
+        retries: int = 3,
+        retry_delay: float = 0.5,
+    ) -> None:
+        require("pymilvus", "scale")
+        from pymilvus import MilvusClient, MilvusException
+
+        if not _COLLECTION.match(collection):
+            raise ConfigError(
+                f"Milvus collection name {collection!r}: letters, digits and _, "
+                "starting with a letter"
+            )
+        self.uri, self.name, self.read_only = uri, collection, read_only
+        self.timeout, self.retries, self.retry_delay = timeout, retries, retry_delay
+        self.ef_search = ef_search
+        try:
+            self.client = MilvusClient(
+                uri=uri, timeout=timeout, dedicated=True, grpc_options=GRPC_OPTIONS
+            )
+            self.caps: Capabilities = capabilities(self.client.get_server_version())
+        except MilvusException as exc:
+            raise StoreError(f"cannot reach Milvus at {uri}: {exc.message}") from exc
+        # Milvus 2.3.5's HNSW misses true neighbours whatever ef is (SciFact: 86 % of the
+        # exact top 10 at ef 1,000, nDCG@10 0.590 against 0.645; bench/scale.py), so 2.3
+        # gets the exact FLAT index unless the caller names one.
+        default = DEFAULT_DENSE_INDEX if self.caps.hnsw else {"index_type": "FLAT"}
+        self.dense_index = dense_index or default
+        self._meta_name, self._sources_name = f"{collection}__meta", f"{collection}__sources"
+        self._unsynced_deletes: set[str] = set()  # collections to read with Strong
+        self.meta = self._open_meta(create, analyzer, bm25 or BM25Params())
+        self.analyzer = self._check_analyzer(analyzer)
+        self._chunks_ready = self._check_chunks()
+        self._call("load collections", self._load)  # no-op unless the server restarted
+        self.blob_dir = Path(blob_dir).expanduser() if blob_dir else _default_blob_dir(collection)
+
+    # ---- server calls -------------------------------------------------------------
+
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        """Run one server call; retry while the server is unreachable, then raise StoreError."""
+        from pymilvus import MilvusException
+
+        delay = self.retry_delay
+        for attempt in range(self.retries + 1):
+            try:
+                return fn()
+            except MilvusException as exc:
+                if _released(exc) and attempt < self.retries:
+                    # A restarted Milvus Lite comes back with its collections released; it
+                    # may still be opening them, so loading waits like any other retry.
+                    with contextlib.suppress(MilvusException):
+                        self._load()
+                elif not _transient(exc) or attempt == self.retries:
+                    raise StoreError(
+                        f"Milvus at {self.uri}: {what} failed"
+                        f"{f' after {attempt + 1} attempts' if attempt else ''}: {exc.message}"
+                    ) from exc
+            except Exception as exc:  # grpc errors surface unwrapped from some calls
+                if type(exc).__module__.split(".")[0] != "grpc" or attempt == self.retries:
+                    raise
+            time.sleep(delay)
+            delay *= 2
+        raise AssertionError("unreachable")
+
+    def _load(self) -> None:
+        for name in (self._meta_name, self._sources_name, self.name):
+            if self.client.has_collection(name):
+                self.client.load_collection(name)
+
+    def _has(self, name: str) -> bool:
+        return self._call("has_collection", lambda: self.client.has_collection(name))
+
+    def _consistency(self, collection: str) -> dict[str, Any]:
+        """Read options that make this client's own deletes visible (see CONSISTENCY)."""
+        return {"consistency_level": "Strong"} if collection in self._unsynced_deletes else {}
+
+    def _upsert(self, what: str, collection: str, rows: list[dict[str, Any]]) -> None:
+        self._call(what, lambda: self.client.upsert(collection, rows))
+        # the upsert's timestamp is later than the deletes: Session reads now cover them
+        self._unsynced_deletes.discard(collection)
+
+    def _delete_ids(self, what: str, collection: str, ids: list[str]) -> None:
+        self._call(what, lambda: self.client.delete(collection, ids=ids))
+        self._unsynced_deletes.add(collection)
+
+    def _query(self, collection: str, expr: str, fields: list[str]) -> list[dict[str, Any]]:
+        level = self._consistency(collection)
+        return self._call(
+            f"query {collection}",
+            lambda: list(self.client.query(collection, filter=expr, output_fields=fields, **level)),
+        )
+
+    def _iterate(self, collection: str, fields: list[str], batch: int = 1000) -> Iterator[dict]:
+        """Every row of a collection, in pages (query_iterator keeps memory bounded)."""
+        it = self._call(
+            f"iterate {collection}",
+            lambda: self.client.query_iterator(
+                collection,
+                batch_size=batch,
+                filter="",
+                output_fields=fields,
+                **self._consistency(collection),
+            ),
+        )
+        try:
+            while page := self._call(f"iterate {collection}", it.next):
+                yield from page
+        finally:
+            it.close()
+
+    # ---- opening ------------------------------------------------------------------
+
+    def _open_meta(self, create: bool, analyzer: Analyzer | None, bm25: BM25Params) -> dict:
+        if self._has(self._meta_name):
+            rows = self._query(self._meta_name, 'key == "schema"', ["value"])
+            if not rows:
+                raise StoreError(f"Milvus at {self.uri}: {self._meta_name} has no schema record")
+            meta = json.loads(rows[0]["value"])
+            if meta.get("format") != FORMAT:
+                raise StoreError(
+                    f"collection {self.name} at {self.uri} has mmrag format "
+                    f"{meta.get('format')}, this mmrag reads {FORMAT}"
+                )
+            return meta
+        if self._has(self.name):
+            raise StoreError(
+                f"collection {self.name} at {self.uri} was not created by mmrag "
+                f"(no {self._meta_name}); refusing to write into it"
+            )
+        if not create or self.read_only:
+            raise StoreError(f"no mmrag collection {self.name} at {self.uri} (index first)")
+        if bm25.method != "lucene":
+            raise StoreError(f"Milvus's BM25 function is Lucene BM25, not {bm25.method!r}")
+        meta = {
+            "format": FORMAT,
+            "fields": {},
+            "analyzer": (analyzer or Analyzer()).to_dict(),
+            "bm25": (
+                {"k1": bm25.k1, "b": bm25.b, "tokenizer": self.caps.tokenizer}
+                if self.caps.bm25
+                else None
+            ),
+        }
+        for name, build in ((self._meta_name, meta_schema), (self._sources_name, sources_schema)):
+            schema, index = build(self.client)
+            self._call(
+                f"create {name}",
+                lambda name=name, schema=schema, index=index: self.client.create_collection(
+                    name, schema=schema, index_params=index, consistency_level=CONSISTENCY
+                ),
+            )
+        self._save_meta(meta)
+        return meta
+
+    def _save_meta(self, meta: dict[str, Any]) -> None:
+        row = {"key": "schema", "value": json.dumps(meta), "_v": [0.0, 0.0]}
+        self._upsert("save schema", self._meta_name, [row])
+
+    def _check_analyzer(self, analyzer: Analyzer | None) -> Analyzer:
+        stored = self.meta["analyzer"]
+        if analyzer is not None and analyzer.to_dict() != stored:
+            raise StoreError(
+                f"collection {self.name} at {self.uri} was built with analyzer {stored}; "
+                f"asked for {analyzer.to_dict()} (use a new collection to change it)"
+            )
+        return Analyzer.from_dict(stored)
+
+    def _check_chunks(self) -> bool:
+        """Whether the documents collection exists, after checking it matches the metadata."""
+        if not self._has(self.name):
+            return False
+        desc = self._call("describe", lambda: self.client.describe_collection(self.name))
+        problems = schema_problems(desc, self.meta)
+        if problems:
+            raise StoreError(
+                f"collection {self.name} at {self.uri} does not match its mmrag schema: "
+                + "; ".join(problems)
+            )
+        return True
+
+    def _ensure_chunks(self) -> None:
+        # Created lazily: Milvus cannot add a vector column later, so the collection waits
+        # until every field the indexer declares is known.
+        if self._chunks_ready:
+            return
+        schema, index = chunks_schema(self.client, self.meta, self.caps, self.dense_index)
+        self._call(
+            f"create {self.name}",
+            lambda: self.client.create_collection(
+                self.name, schema=schema, index_params=index, consistency_level=CONSISTENCY
+            ),
+        )
+        self._chunks_ready = True
+
+    # ---- schema -------------------------------------------------------------------
+
+    def fields(self) -> dict[str, dict[str, Any]]:
+        return dict(self.meta["fields"])
+
+    def ensure_field(self, name: str, dim: int, encoder: dict[str, Any]) -> None:
+        current = self.meta["fields"]
+        if name in current:
+            if current[name]["encoder"] != encoder or current[name]["dim"] != dim:
+                raise StoreError(
+                    f"vector field {name!r} was built with {current[name]['encoder']}; "
+                    f"refusing to mix in vectors from {encoder}"
+                )
+            return
+        self._check_writable()
+        check_field_name(name)
+        if current:
+            self.caps.require("multi_vector", self.uri)
+        if self._chunks_ready:
+            if len(self):
+                raise StoreError(
+                    f"collection {self.name} at {self.uri} holds documents with vector fields "
+                    f"{sorted(current)}; Milvus cannot add field {name!r} to it "
+                    "(index into a new collection)"
+                )
+            self._call(f"drop {self.name}", lambda: self.client.drop_collection(self.name))
+            self._chunks_ready = False
+        current[name] = {"dim": int(dim), "encoder": encoder}
+        self._save_meta(self.meta)
+
+    # ---- writing ------------------------------------------------------------------
+
+    def _check_writable(self) -> None:
+        if self.read_only:
+            raise StoreError(f"collection {self.name} at {self.uri} is open read-only")
+
+    def write(self, batch: Batch) -> None:
+        """Replace the batch's sources and upsert its documents (see the module notes)."""
+        self._check_writable()
+        rows = self._rows(batch)
+        self._ensure_chunks()
+        source_ids = [s.source_id for s in batch.sources]
+        self._delete_chunks_where("source_id", source_ids)
+        for start in range(0, len(rows), 1000):
+            part = rows[start : start + 1000]
+            self._upsert("upsert documents", self.name, part)
+        if batch.sources:
+            sources = [
+                {
+                    "source_id": s.source_id,
+                    "content_hash": s.content_hash,
+                    "path": s.path or "",
+                    "title": s.title or "",
+                    "metadata": _jsonable(s.metadata),
+                    "_v": [0.0, 0.0],
+                }
+                for s in batch.sources
+            ]
+            self._upsert("record sources", self._sources_name, sources)
+
+    def _rows(self, batch: Batch) -> list[dict[str, Any]]:
+        fields = self.meta["fields"]
+        n = len(batch.docs)
+        vectors: dict[str, np.ndarray] = {}
+        present: dict[str, np.ndarray] = {}
+        for name, fv in batch.vectors.items():
+            if name not in fields:
+                raise StoreError(f"unknown vector field {name!r}; call ensure_field first")
+            dim = fields[name]["dim"]
+            if len(fv.positions) != len(fv.vectors) or fv.vectors.shape[1:] != (dim,):
+                raise ValueError(f"field {name!r}: vectors do not match positions or dimension")
+            if len(fv.positions) and (fv.positions.min() < 0 or fv.positions.max() >= n):
+                raise ValueError(f"field {name!r}: positions outside the batch")
+            full = np.zeros((n, dim), dtype=np.float32)
+            full[fv.positions] = fv.vectors
+            vectors[name] = full
+            present[name] = np.zeros(n, dtype=bool)
+            present[name][fv.positions] = True
+        tokens = batch.tokens
+        if self.meta.get("bm25") and not tokens:
+            tokens = [self.analyzer.tokens(d.text) for d in batch.docs]
+        if tokens and len(tokens) != n:
+            raise ValueError("one token list per document is required")
+        rows = []
+        for i, doc in enumerate(batch.docs):
+            _check_length(doc.id, "text", doc.text)
+            row: dict[str, Any] = {
+                "id": doc.id,
+                "source_id": doc.source_id or "",
+                "modality": str(doc.modality),
+                "text": doc.text,
+                "source": doc.source or "",
+                "media": doc.media or "",
+                "span": doc.span.to_dict() if doc.span else {},
+                "metadata": _jsonable(doc.metadata),
+            }
+            for name, info in fields.items():
+                # A document without a vector in a field gets zeros, flagged absent, since
+                # Milvus before 2.6 has no nullable vectors.
+                has = name in present and bool(present[name][i])
+                row[HAS + name] = has
+                row[VEC + name] = vectors[name][i].tolist() if has else [0.0] * int(info["dim"])
+            if self.meta.get("bm25"):
+                row[TERMS] = " ".join(tokens[i])
+                _check_length(doc.id, "analysed text", row[TERMS])
+            rows.append(row)
+        return rows
+
+    def _ids_where(self, column: str, values: Sequence[str]) -> list[str]:
+        if not self._chunks_ready:
+            return []
+        out: list[str] = []
+        for start in range(0, len(values), _IN_CHUNK):
+            part = list(values[start : start + _IN_CHUNK])
+            expr = f"{column} in [{', '.join(literal(v) for v in part)}]"
+            out.extend(r["id"] for r in self._query(self.name, expr, ["id"]))
+        return out
+
+    def _delete_chunks_where(self, column: str, values: Sequence[str]) -> list[str]:
+        ids = self._ids_where(column, values)
+        for start in range(0, len(ids), _IN_CHUNK):
+            part = ids[start : start + _IN_CHUNK]
+            self._delete_ids("delete documents", self.name, part)
+        return ids
+
+    def delete_sources(self, source_ids: Sequence[str]) -> int:
+        self._check_writable()
+        removed = self._delete_chunks_where("source_id", list(source_ids))
+        for start in range(0, len(source_ids), _IN_CHUNK):
+            part = list(source_ids[start : start + _IN_CHUNK])
+            self._delete_ids("delete sources", self._sources_name, part)
+        return len(removed)
+
+    def delete(self, doc_ids: Sequence[str]) -> int:
+        self._check_writable()
+        return len(self._delete_chunks_where("id", list(doc_ids)))
+
+    def checkpoint(self) -> None:
+        """Seal what was written (Milvus keeps it durable either way). Milvus Lite searches
+        unsealed rows by rebuilding their BM25 index on every query, so sealing after a
+        bulk load is what makes its searches fast."""
+        if not self.read_only and self._chunks_ready:
+            self._call("flush", lambda: self.client.flush(self.name))
+
+    def store_blob(self, path: str | Path) -> str:
+        """Copy a media file into the blob folder; returns its reference, relative to it."""
+        data = Path(path).read_bytes()
+        name = hashlib.sha256(data).hexdigest()[:32] + Path(path).suffix.lower()
+        target = self.blob_dir / name[:2] / name
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_suffix(target.suffix + ".tmp")
+            tmp.write_bytes(data)
+            tmp.replace(target)
+        return str(target.relative_to(self.blob_dir))
+
+    @property
+    def blob_root(self) -> Path:
+        """Where media references resolve, as the store folder does for the embedded store
+        (`mmrag.pipeline` resolves media against `blob_root`, else the store's `path`)."""
+        return self.blob_dir
+
+    def close(self) -> None:
+        if getattr(self, "client", None) is not None:
+            self.client.close()
+            self.client = None  # type: ignore[assignment]
+
+    # ---- reading ------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        if not self._chunks_ready:
+            return 0
+        return self._count(self.name, "")
+
+    def _count(self, collection: str, expr: str) -> int:
+        rows = self._query(collection, expr, ["count(*)"])
+        return int(rows[0]["count(*)"])
+
+    def info(self) -> dict[str, Any]:
+        by_modality = {}
+        if self._chunks_ready:
+            for m in Modality:
+                n = self._count(self.name, f"modality == {literal(str(m))}")
+                if n:
+                    by_modality[str(m)] = n
+        return {
+            "uri": self.uri,
+            "collection": self.name,
+            "server": self.caps.server,
+            "bm25": bool(self.meta.get("bm25")),
+            "hybrid": self.caps.hybrid,
+            "sources": self._count(self._sources_name, ""),
+            "chunks": len(self),
+            "by_modality": by_modality,
+            "fields": self.fields(),
+            "analyzer": self.meta["analyzer"],
+            "blob_dir": str(self.blob_dir),
+        }
+
+    def source_hashes(self) -> dict[str, str]:
+        return {
+            r["source_id"]: r["content_hash"]
+            for r in self._iterate(self._sources_name, ["source_id", "content_hash"])
+        }
+
+    def sources(self) -> list[dict[str, Any]]:
+        counts: dict[str, int] = {}
+        if self._chunks_ready:
+            for r in self._iterate(self.name, ["source_id"]):
+                counts[r["source_id"]] = counts.get(r["source_id"], 0) + 1
+        out = [
+            {
+                "source_id": r["source_id"],
+                "path": r["path"] or None,
+                "title": r["title"] or None,
+                "content_hash": r["content_hash"],
+                "chunks": counts.get(r["source_id"], 0),
+            }
+            for r in self._iterate(
+                self._sources_name, ["source_id", "path", "title", "content_hash"]
+            )
+        ]
+        return sorted(out, key=lambda s: s["source_id"])
+
+    def get(self, doc_ids: Sequence[str]) -> list[Document]:
+        if not self._chunks_ready:
+            return []
+        found: dict[str, Document] = {}
+        ids = list(doc_ids)
+        for start in range(0, len(ids), _IN_CHUNK):
+            part = ids[start : start + _IN_CHUNK]
+            expr = f"id in [{', '.join(literal(v) for v in part)}]"
+            for r in self._query(self.name, expr, DOC_FIELDS):
+                found[r["id"]] = _document(r)
+        return [found[i] for i in ids if i in found]
+
+    def search_sparse(
+        self,
+        queries: Sequence[str],
+        k: int,
+        params: BM25Params,
+        filters: dict[str, Any] | None = None,
+    ) -> list[Scored]:
+        self.caps.require("bm25", self.uri)
+        bm25 = self.meta.get("bm25")
+        if not bm25:
+            raise StoreError(f"collection {self.name} at {self.uri} was created without BM25")
+        if params.method != "lucene":
+            raise StoreError(
+                f"Milvus's BM25 function scores Lucene BM25 only, not {params.method!r} "
+                "(use the embedded store for other variants)"
+            )
+        if (params.k1, params.b) != (bm25["k1"], bm25["b"]):
+            raise StoreError(
+                f"collection {self.name} at {self.uri} scores BM25 with k1={bm25['k1']}, "
+                f"b={bm25['b']}, fixed when it was built; asked for k1={params.k1}, b={params.b}"
+            )
+        search_params: dict[str, Any] = {"metric_type": "BM25"}
+        texts = [" ".join(self.analyzer.tokens(q)) for q in queries]
+        out: list[Scored] = [[] for _ in texts]
+        todo = [i for i, t in enumerate(texts) if t]
+        if not todo or not self._chunks_ready:
+            return out
+        results = self._search([texts[i] for i in todo], SPARSE, k, search_params, filters)
+        sign = -1.0 if self.caps.bm25_negated else 1.0
+        for i, hits in zip(todo, results, strict=True):
+            out[i] = [(_document(h["entity"]), sign * float(h["distance"])) for h in hits]
+        return out
+
+    def search_dense(
+        self,
+        field: str,
+        vectors: np.ndarray,
+        k: int,
+        filters: dict[str, Any] | None = None,
+    ) -> list[Scored]:
+        if field not in self.meta["fields"]:
+            raise StoreError(
+                f"collection {self.name} at {self.uri} has no vector field {field!r} "
+                "(index with it first)"
+            )
+        vecs = np.asarray(vectors, dtype=np.float32)
+        if not self._chunks_ready or not len(vecs):
+            return [[] for _ in range(len(vecs))]
+        search_params = {"metric_type": "IP", "params": {"ef": max(self.ef_search, 2 * k)}}
+        results = self._search(vecs.tolist(), VEC + field, k, search_params, filters, field)
+        return [[(_document(h["entity"]), float(h["distance"])) for h in hits] for hits in results]
+
+    def search_hybrid(
+        self,
+        queries: Sequence[str],
+        vectors: dict[str, np.ndarray],
+        k: int,
+        *,
+        sparse: bool = True,
+        fusion: str = "rrf",
+        weights: Sequence[float] | None = None,
+        rrf_k: float = 60.0,
+        depth: int = 100,
+        filters: dict[str, Any] | None = None,
+    ) -> list[Scored]:
+        """Server-side fusion of BM25 (on `queries`) and dense searches (one per field).
+
+        Members are BM25 first (when `sparse`), then `vectors` in order; each retrieves
+        `depth` candidates. RRF matches `mmrag.retrieve.fusion.rrf`; Milvus's weighted
+        ranker normalises scores with arctan, not min-max, so it ranks differently from
+        the embedded store's `weighted` fusion.
+        """
+        from pymilvus import AnnSearchRequest, RRFRanker, WeightedRanker
+
+        self.caps.require("hybrid", self.uri)
+        expr = to_milvus_expr(filters, exists=self.caps.exists) if filters else None
+        reqs = []
+        if sparse:
+            self.caps.require("bm25", self.uri)
+            texts = [" ".join(self.analyzer.tokens(q)) or "_" for q in queries]
+            reqs.append(
+                AnnSearchRequest(
+                    data=texts,
+                    anns_field=SPARSE,
+                    param={"metric_type": "BM25"},
+                    limit=min(depth, MAX_TOPK),
+                    expr=expr,
+                )
+            )
+        for field, vecs in vectors.items():
+            if field not in self.meta["fields"]:
+                raise StoreError(f"collection {self.name} has no vector field {field!r}")
+            member = f"{HAS}{field} == true" + (f" and {expr}" if expr else "")
+            reqs.append(
+                AnnSearchRequest(
+                    data=np.asarray(vecs, dtype=np.float32).tolist(),
+                    anns_field=VEC + field,
+                    param={"metric_type": "IP", "params": {"ef": max(self.ef_search, 2 * depth)}},
+                    limit=min(depth, MAX_TOPK),
+                    expr=member,
+                )
+            )
+        if not reqs:
+            raise ConfigError("hybrid search needs BM25 or at least one vector field")
+        if fusion == "rrf":
+            ranker = RRFRanker(rrf_k)
+        elif fusion == "weighted":
+            ranker = WeightedRanker(*(weights or [1.0] * len(reqs)))
+        else:
+            raise ConfigError(f"hybrid: unknown fusion {fusion!r}; use rrf or weighted")
+        if not self._chunks_ready:
+            return [[] for _ in queries]
+        results = self._call(
+            "hybrid search",
+            lambda: self.client.hybrid_search(
+                self.name,
+                reqs=reqs,
+                ranker=ranker,
+                limit=min(k, MAX_TOPK),
+                output_fields=DOC_FIELDS,
+                **self._consistency(self.name),
+            ),
+        )
+        return [[(_document(h["entity"]), float(h["distance"])) for h in hits] for hits in results]
+
+    def _search(
+        self,
+        data: list[Any],
+        anns_field: str,
+        k: int,
+        search_params: dict[str, Any],
+        filters: dict[str, Any] | None,
+        vector_field: str | None = None,
+    ) -> list[list[dict[str, Any]]]:
+        parts = [f"{HAS}{vector_field} == true"] if vector_field else []
+        if filters:
+            parts.append(to_milvus_expr(filters, exists=self.caps.exists))
+        return self._call(
+            f"search {anns_field}",
+            lambda: list(
+                self.client.search(
+                    self.name,
+                    data=data,
+                    anns_field=anns_field,
+                    limit=min(k, MAX_TOPK),
+                    filter=" and ".join(parts),
+                    search_params=search_params,
+                    output_fields=DOC_FIELDS,
+                    **self._consistency(self.name),
+                )
+            ),
+        )
+
+
+def _transient(exc: Exception) -> bool:
+    """Whether a failed call may succeed if repeated (server restarting, network blip)."""
+    text = str(getattr(exc, "message", exc)).lower()
+    return any(
+        word in text for word in ("unavailable", "connect", "deadline", "timeout", "not ready")
+    )
+
+
+def _released(exc: Exception) -> bool:
+    text = str(getattr(exc, "message", exc)).lower()
+    return "released" in text or "not loaded" in text or "call load" in text
+
+
+class _QuietRpcErrors(logging.Filter):
+    """Drop pymilvus's per-call error logs and the tracebacks of its reconnect warnings:
+    every failure reaches the caller as a StoreError carrying the same message."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info = record.exc_text = None
+        return not record.getMessage().startswith("RPC error")
+
+
+for _name in ("pymilvus.decorators", "pymilvus.client.connection_manager"):
+    logging.getLogger(_name).addFilter(_QuietRpcErrors())
+
+
+def _check_length(doc_id: str, what: str, text: str) -> None:
+    size = len(text.encode("utf-8"))
+    if size > MAX_VARCHAR:
+        raise StoreError(
+            f"document {doc_id!r}: {what} is {size} bytes; a Milvus VARCHAR holds {MAX_VARCHAR} "
+            "(index with smaller chunks)"
+        )
+
+
+def _jsonable(value: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(value, ensure_ascii=False, default=str))
+
+
+def _document(row: dict[str, Any]) -> Document:
+    return Document(
+        id=row["id"],
+        text=row["text"],
+        modality=Modality(row["modality"]),
+        source_id=row["source_id"] or None,
+        source=row["source"] or None,
+        media=row["media"] or None,
+        span=Span.from_dict(row["span"]),
+        metadata=row["metadata"] or {},
+    )
+
+
+def _default_blob_dir(collection: str) -> Path:
+    import os
+
+    base = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share"))
+    return base / "mmrag" / "blobs" / collection
+
+
+__all__ = ["DEFAULT_DENSE_INDEX", "MilvusStore"]
