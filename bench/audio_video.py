@@ -81,7 +81,9 @@ def main() -> None:
             "video": "CONSTRUCTED clips: 3 held-out Flickr8k photos each + espeak-ng "
             "narration of their first captions; 'caption' queries are second captions, "
             "never spoken",
-            "throughput": "index wall time from scratch on a shared 2-core machine",
+            "throughput": "index wall time from scratch on a shared 2-core machine (see the "
+            "load average); *_per_cpu_s counts this process's CPU seconds (all threads), "
+            "which depends less on what else runs",
         },
     }
     with tempfile.TemporaryDirectory(prefix="mmrag-bench-av-") as tmp:
