@@ -13,6 +13,7 @@ costs time, not data.
 
 from __future__ import annotations
 
+import logging
 import pickle
 import time
 from collections.abc import Callable, Sequence
@@ -211,6 +212,8 @@ class _Writer:
 def start_ray(address: str | None, workers: int) -> Any:
     """Connect to a Ray cluster at `address`, or start a local one with `workers` CPUs."""
     ray = require("ray", "scale")
+    # Ray Data reports every dataset's progress at INFO on the driver's console
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
     if not ray.is_initialized():
         if address:
             ray.init(address=address, logging_level="WARNING", log_to_driver=False)
