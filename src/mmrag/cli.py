@@ -103,6 +103,19 @@ def index(
         str, typer.Option(help="OCR images and scanned pages: auto, always, never.")
     ] = "auto",
     pdf_pages: Annotated[bool, typer.Option(help="Also index PDF pages as images.")] = False,
+    asr: Annotated[
+        str,
+        typer.Option(
+            help="Whisper for speech in audio and video: tiny.en, base (multilingual, "
+            "language detected), a path, a hub id, or none (video frames only)."
+        ),
+    ] = "tiny.en",
+    audio_encoder: Annotated[
+        str | None, typer.Option(help="Audio-text encoder for sounds: clap (with --audio-model).")
+    ] = None,
+    audio_model: Annotated[
+        str | None, typer.Option(help="Hub id or path of the CLAP model.")
+    ] = None,
     page_encoder: Annotated[
         str | None, typer.Option(help="Late-interaction page encoder (colpali) for PDF pages.")
     ] = None,
@@ -121,6 +134,7 @@ def index(
 
     Unchanged files are skipped; changed ones are updated.
     """
+    from mmrag.index.av_indexing import setup_av_indexing
     from mmrag.index.image_embedder import setup_image_indexing
     from mmrag.index.indexer import Indexer
     from mmrag.models.text import load_text_encoder
@@ -134,6 +148,9 @@ def index(
         chosen = _image_encoder_choice(st, paths, image_encoder)
         embedders = setup_image_indexing(
             store_path(store), chosen, image_model, ocr, pdf_pages, page_encoder, page_model
+        )
+        embedders = setup_av_indexing(
+            store_path(store), embedders, None if asr == "none" else asr, audio_encoder, audio_model
         )
         indexer = Indexer(
             st,
@@ -160,10 +177,11 @@ def _image_encoder_choice(st: Any, paths: list[Path], choice: str) -> str | None
         return choice
     if stored:
         return stored["encoder"]["kind"]
-    from mmrag.ingest.files import IMAGE_SUFFIXES, iter_files
+    from mmrag.ingest.files import IMAGE_SUFFIXES, VIDEO_SUFFIXES, iter_files
 
     existing = [p for p in paths if p.exists()]
-    has_images = any(p.suffix.lower() in IMAGE_SUFFIXES for p in iter_files(existing))
+    visual = (*IMAGE_SUFFIXES, *VIDEO_SUFFIXES)  # video shots are embedded by their keyframes
+    has_images = any(p.suffix.lower() in visual for p in iter_files(existing))
     return "lit" if has_images else None
 
 

@@ -15,6 +15,8 @@ RETRIEVERS: Registry[Retriever] = Registry(
         "ocr-text": "mmrag.retrieve.crossmodal:OCRTextRetriever",
         "multimodal": "mmrag.retrieve.crossmodal:MultimodalRetriever",
         "pages": "mmrag.retrieve.crossmodal:PageRetriever",
+        "audio-text": "mmrag.retrieve.audio:AudioTextRetriever",
+        "sound-likelihood": "mmrag.retrieve.audio:SoundLikelihoodRetriever",
     },
 )
 

@@ -31,7 +31,7 @@ from mmrag.retrieve.base import Retriever, as_query, to_ranked
 from mmrag.retrieve.fusion import rrf
 from mmrag.types import Hit, Modality, Query, Ranked, StageReport, timed
 
-VISUAL = (Modality.IMAGE, Modality.PAGE)
+VISUAL = (Modality.IMAGE, Modality.PAGE, Modality.VIDEO)  # video: shots' keyframe vectors
 
 
 def encoder_for_image_field(store: Store, field: str) -> ImageTextEncoder:

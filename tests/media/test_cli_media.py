@@ -1,0 +1,51 @@
+"""Audio and video through the ordinary `mmrag index` and `mmrag search` commands."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from mmrag.cli import app
+from mmrag.ingest.files import MEDIA_KINDS, VIDEO_SUFFIXES, register_loader
+from mmrag.ingest.video_loader import load_video
+
+runner = CliRunner()
+
+
+def _search(store: Path, query: str) -> list[dict]:
+    result = runner.invoke(app, ["search", query, "--store", str(store), "--json", "-k", "3"])
+    assert result.exit_code == 0, result.output
+    return [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
+
+
+def test_index_and_search_audio_and_video(data_dir: Path, narrated_clip, tmp_path: Path) -> None:
+    media = tmp_path / "media"
+    media.mkdir()
+    shutil.copy(data_dir / "fsdd" / "recordings" / "7_george_0.wav", media / "digit.wav")
+    shutil.copy(narrated_clip.path, media / "clip.mp4")
+    (media / "broken.mp3").write_bytes(b"ID3" + b"\0" * 64)  # a lying, undecodable file
+    store = tmp_path / "store"
+    try:
+        result = runner.invoke(app, ["index", str(media), "--store", str(store)])
+        assert result.exit_code == 0, result.output
+        assert "2 added" in result.output and "broken.mp3" in result.output
+        hits = _search(store, "seven")
+        assert hits[0]["citation"].startswith(str(media / "digit.wav"))
+        # the spoken words find the clip, and the hit names where in it they are said
+        part = narrated_clip.parts[2]
+        hit = next(
+            h for h in _search(store, "ice picks and crampons") if "clip.mp4" in h["citation"]
+        )
+        start, end = map(
+            float, re.search(r"([\d.]+)\s*[-–]\s*([\d.]+)\s*s", hit["citation"]).groups()
+        )
+        assert start < part.t_end and end > part.t_start
+        # the store now has an image field fed by the video's keyframes
+        info = runner.invoke(app, ["info", "--store", str(store)])
+        assert info.exit_code == 0 and "image" in info.output
+    finally:
+        register_loader(VIDEO_SUFFIXES, load_video, MEDIA_KINDS)
