@@ -29,11 +29,12 @@ err = Console(stderr=True, soft_wrap=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 StoreOpt = Annotated[
-    Path | None,
+    str | None,
     typer.Option(
         "--store",
         "-s",
-        help="Store directory (default: $MMRAG_STORE or ~/.local/share/mmrag/store).",
+        help="Store directory or milvus://host:port/collection "
+        "(default: $MMRAG_STORE or ~/.local/share/mmrag/store).",
     ),
 ]
 JsonOut = Annotated[
@@ -58,19 +59,25 @@ def _friendly(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def store_path(store: Path | None) -> Path:
+def store_location(store: str | Path | None) -> str:
+    """--store, else $MMRAG_STORE, else the default folder: a path or a milvus:// URI."""
     if store is not None:
-        return store
+        return str(store)
     if os.environ.get("MMRAG_STORE"):
-        return Path(os.environ["MMRAG_STORE"])
+        return os.environ["MMRAG_STORE"]
     base = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share"))
-    return base / "mmrag" / "store"
+    return str(base / "mmrag" / "store")
 
 
-def _open(store: Path | None, *, create: bool = False, read_only: bool = False) -> Any:
-    from mmrag.index.store import EmbeddedStore
+def store_path(store: str | Path | None) -> Path:
+    """The embedded store's folder, for the commands that work on the embedded store only."""
+    return Path(store_location(store))
 
-    return EmbeddedStore(store_path(store), create=create, read_only=read_only)
+
+def _open(store: str | None, *, create: bool = False, read_only: bool = False) -> Any:
+    from mmrag.index.open import open_store
+
+    return open_store(store_location(store), create=create, read_only=read_only)
 
 
 def _interactive() -> bool:
@@ -129,6 +136,16 @@ def index(
     prune: Annotated[
         bool, typer.Option(help="Delete stored files under PATHS that no longer exist.")
     ] = False,
+    engine: Annotated[
+        str, typer.Option(help="in-process, or ray: read, chunk and embed with Ray Data.")
+    ] = "in-process",
+    address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster address (auto, ray://host:10001); default: a local Ray."),
+    ] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Ray embedding workers; each loads the models once.")
+    ] = 2,
 ) -> None:
     """Index files and folders: text, Markdown, HTML, PDF, JSONL, images, audio, video.
 
@@ -141,29 +158,64 @@ def index(
 
     if ocr not in ("auto", "always", "never"):
         raise MMRagError(f"--ocr takes auto, always or never, not {ocr!r}")
+    if engine not in ("in-process", "ray"):
+        raise MMRagError(f"--engine takes in-process or ray, not {engine!r}")
+    if engine == "ray" and (pdf_pages or page_encoder):
+        raise MMRagError("--pdf-pages and --page-encoder need --engine in-process")
     with _open(store, create=True) as st:
-        enc = None
-        if dense:
-            enc = load_text_encoder(encoder, **({"model": model} if model else {}))
-        chosen = _image_encoder_choice(st, paths, image_encoder)
-        embedders = setup_image_indexing(
-            store_path(store), chosen, image_model, ocr, pdf_pages, page_encoder, page_model
-        )
-        embedders = setup_av_indexing(
-            store_path(store), embedders, None if asr == "none" else asr, audio_encoder, audio_model
-        )
-        indexer = Indexer(
-            st,
-            enc,
-            embedders=embedders,
-            chunk_tokens=chunk_tokens,
-            overlap=overlap,
-            progress=_interactive(),
-        )
-        report = indexer.index_paths(paths, prune=prune)
+        if engine == "ray":
+            from mmrag.ingest.ray_engine import IndexEmbedders, RayOptions, index_paths_with_ray
+
+            report = index_paths_with_ray(
+                st,
+                paths,
+                IndexEmbedders(
+                    text=encoder if dense else None,
+                    text_model=model,
+                    image_encoder=_image_encoder_choice(st, paths, image_encoder),
+                    image_model=image_model,
+                    ocr=ocr,
+                ),
+                options=RayOptions(address=address, workers=workers),
+                chunk_tokens=chunk_tokens,
+                overlap=overlap,
+                prune=prune,
+            )
+        else:
+            enc = None
+            if dense:
+                enc = load_text_encoder(encoder, **({"model": model} if model else {}))
+            chosen = _image_encoder_choice(st, paths, image_encoder)
+            embedders = setup_image_indexing(
+                # page vectors live in an embedded store's folder; a server store has none
+                getattr(st, "path", None),
+                chosen,
+                image_model,
+                ocr,
+                pdf_pages,
+                page_encoder,
+                page_model,
+            )
+            embedders = setup_av_indexing(
+                # thumbnails go to the store folder, or a server store's blob folder
+                getattr(st, "blob_root", None) or st.path,
+                embedders,
+                None if asr == "none" else asr,
+                audio_encoder,
+                audio_model,
+            )
+            indexer = Indexer(
+                st,
+                enc,
+                embedders=embedders,
+                chunk_tokens=chunk_tokens,
+                overlap=overlap,
+                progress=_interactive(),
+            )
+            report = indexer.index_paths(paths, prune=prune)
     for e in report.errors:
         err.print(f"[yellow]skipped[/yellow] {e.path}: {e.reason}")
-    console.print(f"[green]indexed[/green] {report.summary()} -> {store_path(store)}")
+    console.print(f"[green]indexed[/green] {report.summary()} -> {store_location(store)}")
     if report.errors and not (report.added or report.updated or report.unchanged):
         raise typer.Exit(1)
 
