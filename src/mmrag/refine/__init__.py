@@ -14,6 +14,7 @@ REFINERS: Registry[Refiner] = Registry(
     {
         "extractive": "mmrag.refine.extractive:ExtractiveRefiner",
         "lingua": "mmrag.refine.lingua:LinguaRefiner",
+        "lingua-fast": "mmrag.refine.lingua:FastLinguaRefiner",
         "abstractive": "mmrag.refine.abstractive:AbstractiveRefiner",
         "visual": "mmrag.refine.visual:VisualRefiner",
     },

@@ -100,8 +100,16 @@ class LinguaRefiner(Refiner):
         window: int | None = None,
         batch_tokens: int = 4096,
         condition: str = CONDITION,
+        coarse_by: str = "lm",
+        encoder: str = "use-multilingual",
     ) -> None:
         super().__init__(instruction)
+        if coarse_by not in ("lm", "embedding"):
+            raise ValueError(f"coarse_by is 'lm' or 'embedding', not {coarse_by!r}")
+        # "embedding": passages are ranked by a sentence encoder instead of the LM, so the
+        # LM reads only the passages that survive the coarse stage (fewer model tokens).
+        self.coarse_by = coarse_by
+        self.encoder_name = encoder
         if coarse_slack < 1.0 or sentence_slack < 1.0:
             raise ValueError("coarse_slack and sentence_slack must be >= 1")
         if segment_tokens < 32:
@@ -161,6 +169,39 @@ class LinguaRefiner(Refiner):
             coarse[s.passage] = max(coarse[s.passage], float(question_lp.mean()))
         return coarse, plain
 
+    def _embedding_coarse(self, query: Query, texts: list[str]) -> np.ndarray:
+        from mmrag.models.text import load_text_encoder
+
+        encoder = load_text_encoder(self.encoder_name)
+        vectors = np.asarray(encoder.encode([t or " " for t in texts]))
+        question = np.asarray(encoder.encode_queries([query.text or " "]))[0]
+        return vectors @ question
+
+    def _sentence_similarity(
+        self, query: Query, texts: list[str], passages: np.ndarray
+    ) -> dict[int, np.ndarray]:
+        from mmrag.models.text import load_text_encoder
+
+        encoder = load_text_encoder(self.encoder_name)
+        pieces = {int(p): split_sentences(texts[p]) for p in passages.tolist()}
+        flat = [texts[p][a:b] or " " for p, spans in pieces.items() for a, b in spans]
+        if not flat:
+            return {p: np.zeros(0) for p in pieces}
+        question = np.asarray(encoder.encode_queries([query.text or " "]))[0]
+        sims = np.asarray(encoder.encode(flat)) @ question
+        out, start = {}, 0
+        for p, spans in pieces.items():
+            out[p] = sims[start : start + len(spans)]
+            start += len(spans)
+        return out
+
+    def _plain(self, encoded: list[Encoded], segments: list[_Segment]) -> list[np.ndarray]:
+        sequences = [[encoded[s.passage].ids[s.lo : s.hi]] for s in segments]
+        out = [np.full(len(e), np.nan, dtype=np.float32) for e in encoded]
+        for s, (segment_lp,) in zip(segments, self.scorer.logprobs(sequences), strict=True):
+            out[s.passage][s.lo : s.hi] = segment_lp
+        return out
+
     def _conditioned(
         self, encoded: list[Encoded], segments: list[_Segment], question: np.ndarray
     ) -> list[np.ndarray]:
@@ -185,7 +226,10 @@ class LinguaRefiner(Refiner):
         segments = self._segments(encoded, max(len(prompt), len(conditioned_prompt)), warnings)
 
         # 1. coarse: rank passages by question likelihood, drop the tail beyond the slack.
-        coarse, plain = self._coarse_scores(encoded, segments, conditioned_prompt.ids)
+        if self.coarse_by == "embedding":
+            coarse, plain = self._embedding_coarse(query, texts), []
+        else:
+            coarse, plain = self._coarse_scores(encoded, segments, conditioned_prompt.ids)
         ranking = np.argsort(-coarse, kind="stable")
         lengths = np.asarray([len(e) for e in encoded])
         if self.coarse:
@@ -200,11 +244,25 @@ class LinguaRefiner(Refiner):
 
         # 2. contrastive perplexity on the kept passages only.
         kept_set = set(kept_passages.tolist())
-        conditioned = self._conditioned(
-            encoded, [s for s in segments if s.passage in kept_set], prompt.ids
-        )
+        kept_segments = [s for s in segments if s.passage in kept_set]
+        sentence_scores = None
+        if self.coarse_by == "embedding":
+            # Question awareness from the encoder at passage and sentence level; the LM
+            # reads the kept passages once, for the tokens' self-information.
+            plain = self._plain(encoded, kept_segments)
+            conditioned = plain
+            sentence_scores = self._sentence_similarity(query, texts, kept_passages)
+        else:
+            conditioned = self._conditioned(encoded, kept_segments, prompt.ids)
         spans = self._prune(
-            texts, encoded, kept_passages, rank_of, plain, conditioned, budget.target
+            texts,
+            encoded,
+            kept_passages,
+            rank_of,
+            plain,
+            conditioned,
+            budget.target,
+            sentence_scores,
         )
         return Selection(
             spans,
@@ -226,6 +284,7 @@ class LinguaRefiner(Refiner):
         plain: list[np.ndarray],
         conditioned: list[np.ndarray],
         target: int,
+        sentence_scores: dict[int, np.ndarray] | None = None,
     ) -> list[list[tuple[int, int]]]:
         """Sentence filter, then word pruning, over all kept passages at once."""
         n_kept = max(len(kept_passages), 1)
@@ -255,6 +314,8 @@ class LinguaRefiner(Refiner):
             )
             token_sentence = _token_units(enc.offsets, sentences)
             s_gain, s_cost = _mean_by(token_sentence, gain, len(sentences))
+            if sentence_scores is not None:
+                s_gain = sentence_scores[p]
             unit_spans.append(words)
             unit_passage.append(np.full(len(words), p))
             unit_sentence.append(np.where(word_sentence >= 0, word_sentence + n_sentences, -1))
@@ -296,3 +357,15 @@ class LinguaRefiner(Refiner):
         for i in np.flatnonzero(keep).tolist():
             out[int(passage[i])].append((int(spans[i, 0]), int(spans[i, 1])))
         return out
+
+
+class FastLinguaRefiner(LinguaRefiner):
+    """`lingua` with the question awareness moved to a sentence encoder: passages and
+    sentences are ranked by similarity to the question, and the LM reads only the kept
+    passages, once, for the tokens' self-information (bench/results/refine.json)."""
+
+    name: ClassVar[str] = "lingua-fast"
+
+    def __init__(self, **params: object) -> None:
+        params.setdefault("coarse_by", "embedding")
+        super().__init__(**params)  # type: ignore[arg-type]
