@@ -90,7 +90,7 @@ def register(eval_app: typer.Typer) -> None:
         task: Annotated[Task, typer.Argument(help="squad, hotpotqa or cmrc2018.")],
         directory: Annotated[Path, typer.Argument(help="The dataset folder (or its JSON file).")],
         refiner: Annotated[
-            str, typer.Option(help="extractive, lingua, abstractive.")
+            str, typer.Option(help="extractive, lingua, lingua-fast, abstractive.")
         ] = "extractive",
         rate: Annotated[
             float | None, typer.Option(help="Compression factor (4 keeps 1/4).")
