@@ -67,3 +67,20 @@ def require(module: str, extra: str) -> Any:
         raise MissingDependency(
             f"{module} is needed here: pip install 'mmrag[{extra}]' ({exc})"
         ) from exc
+
+
+def parse_params(pairs: list[str]) -> dict[str, Any]:
+    """Command-line `key=value` pairs as constructor parameters for a registered name;
+    values are read as JSON when they parse (numbers, lists, booleans), else as strings."""
+    import json
+
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"expected key=value, got {pair!r}")
+        try:
+            params[key] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key] = value
+    return params

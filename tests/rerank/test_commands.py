@@ -10,7 +10,8 @@ import typer
 from typer.testing import CliRunner
 
 from mmrag.eval.metrics import evaluate
-from mmrag.rerank.commands import parse_params, register
+from mmrag.registry import parse_params
+from mmrag.rerank.commands import register
 from mmrag.rerank.evaluate import dl19_rankings
 
 

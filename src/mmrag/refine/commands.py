@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from mmrag.errors import ConfigError, MMRagError
+from mmrag.registry import parse_params
 
 # Default file inside each dataset folder of ../shared/data.
 DATA_FILES = {
@@ -38,20 +39,6 @@ def dataset_file(task: str, directory: Path) -> Path:
     if len(found) == 1:
         return found[0]
     raise ConfigError(f"no {DATA_FILES[task]} in {directory}; pass the JSON file itself")
-
-
-def parse_params(pairs: list[str]) -> dict[str, Any]:
-    """`key=value` pairs; values are read as JSON when they parse (numbers, booleans)."""
-    params: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"expected key=value, got {pair!r}")
-        try:
-            params[key] = json.loads(value)
-        except json.JSONDecodeError:
-            params[key] = value
-    return params
 
 
 def run_refine_eval(

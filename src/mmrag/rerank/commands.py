@@ -11,25 +11,12 @@ from typing import Annotated, Any
 import typer
 
 from mmrag.errors import ConfigError, MMRagError
+from mmrag.registry import parse_params
 
 
 class RerankTask(StrEnum):
     trec_dl19 = "trec-dl19"
     beir = "beir"
-
-
-def parse_params(pairs: list[str]) -> dict[str, Any]:
-    """`key=value` pairs; values are read as JSON when they parse (numbers, lists, booleans)."""
-    params: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"expected key=value, got {pair!r}")
-        try:
-            params[key] = json.loads(value)
-        except json.JSONDecodeError:
-            params[key] = value
-    return params
 
 
 def run_rerank_eval(
