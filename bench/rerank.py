@@ -143,9 +143,9 @@ def fusion_table(rankings, scores, costs, qrels, queries=None) -> dict[str, Any]
 
 def scifact_rankings(data: Path, n_queries: int | None) -> tuple[dict, Any]:
     from mmrag.eval.datasets import load_beir
-    from mmrag.eval.runner import Corpus
+    from mmrag.eval.runner import Corpus, cached_store
     from mmrag.models.text import load_text_encoder
-    from mmrag.rerank.evaluate import open_eval_store, retrieve_rankings
+    from mmrag.rerank.evaluate import retrieve_rankings
     from mmrag.retrieve import RETRIEVERS
 
     beir = load_beir(data / "scifact")
@@ -155,8 +155,8 @@ def scifact_rankings(data: Path, n_queries: int | None) -> tuple[dict, Any]:
     )
     queries = {q: beir.queries[q] for q in sorted(beir.queries)[:n_queries]}
     encoder = load_text_encoder("sentence-transformers")
-    with open_eval_store(
-        ROOT / ".mmrag-cache" / "eval-stores", "beir-scifact", corpus, encoder
+    with cached_store(
+        ROOT / ".mmrag-cache" / "eval-stores", "beir-scifact", corpus, encoder, show=False
     ) as store:
         rankings = retrieve_rankings(RETRIEVERS.create("hybrid", store=store), queries, 100)
     return rankings, beir.qrels

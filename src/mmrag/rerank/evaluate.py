@@ -116,29 +116,6 @@ def eval_dl19(
     return result
 
 
-def open_eval_store(cache: Path, name: str, corpus: Any, encoder: Any, show: bool = False) -> Any:
-    """The cached evaluation store; read-only when another process holds it for writing
-    (a benchmark elsewhere), provided it was already built."""
-    import hashlib
-    import json
-
-    from mmrag.errors import StoreError
-    from mmrag.eval.runner import cached_store
-    from mmrag.index.store import EmbeddedStore
-
-    try:
-        return cached_store(cache, name, corpus, encoder, show=show)
-    except StoreError:
-        # the same key as cached_store, which builds the folder name from it
-        key = hashlib.sha256(
-            json.dumps([name, len(corpus.texts), encoder.info() if encoder else None]).encode()
-        ).hexdigest()[:12]
-        path = cache / f"{name}-{key}"
-        if not any(path.glob("*.sqlite")):
-            raise
-        return EmbeddedStore(path, read_only=True)
-
-
 def eval_beir(
     directory: str,
     reranker: Reranker,
@@ -158,7 +135,7 @@ def eval_beir(
     stages); `limit` takes the first queries in sorted id order.
     """
     from mmrag.eval.datasets import load_beir
-    from mmrag.eval.runner import Corpus
+    from mmrag.eval.runner import Corpus, cached_store
     from mmrag.models.text import load_text_encoder
     from mmrag.retrieve import RETRIEVERS
 
@@ -174,7 +151,7 @@ def eval_beir(
     )
     queries = {q: data.queries[q] for q in sorted(data.queries)[:limit]}
     name = f"beir-{Path(directory).name}"
-    with open_eval_store(Path(cache), name, corpus, text_encoder, show=show) as store:
+    with cached_store(Path(cache), name, corpus, text_encoder, show=show) as store:
         params: dict[str, Any] = {"store": store}
         if retriever == "dense":
             params["encoder"] = text_encoder
