@@ -12,11 +12,27 @@ from typing import Any
 
 import numpy as np
 
+from mmrag.errors import StoreError
 from mmrag.index.batch import Batch
 from mmrag.index.bm25 import BM25Params
 from mmrag.types import Document
 
 Scored = list[tuple[Document, float]]  # best first
+
+
+def field_exists(
+    fields: dict[str, dict[str, Any]], name: str, dim: int, encoder: dict[str, Any]
+) -> bool:
+    """Whether vector field `name` is declared already; refuses a different encoder or dim,
+    so vectors from two models never share a field."""
+    if name not in fields:
+        return False
+    if fields[name]["encoder"] != encoder or fields[name]["dim"] != dim:
+        raise StoreError(
+            f"vector field {name!r} was built with {fields[name]['encoder']}; "
+            f"refusing to mix in vectors from {encoder}"
+        )
+    return True
 
 
 class Store(ABC):

@@ -29,7 +29,7 @@ import numpy as np
 
 from mmrag.errors import ConfigError, StoreError
 from mmrag.index.analyzer import Analyzer
-from mmrag.index.base import Scored, Store
+from mmrag.index.base import Scored, Store, field_exists
 from mmrag.index.batch import Batch
 from mmrag.index.bm25 import BM25Params
 from mmrag.index.milvus_filters import literal, to_milvus_expr
@@ -291,12 +291,7 @@ class MilvusStore(Store):
 
     def ensure_field(self, name: str, dim: int, encoder: dict[str, Any]) -> None:
         current = self.meta["fields"]
-        if name in current:
-            if current[name]["encoder"] != encoder or current[name]["dim"] != dim:
-                raise StoreError(
-                    f"vector field {name!r} was built with {current[name]['encoder']}; "
-                    f"refusing to mix in vectors from {encoder}"
-                )
+        if field_exists(current, name, dim, encoder):
             return
         self._check_writable()
         check_field_name(name)

@@ -23,7 +23,7 @@ import numpy as np
 
 from mmrag.errors import StoreError
 from mmrag.index.analyzer import Analyzer
-from mmrag.index.base import Scored, Store
+from mmrag.index.base import Scored, Store, field_exists
 from mmrag.index.batch import Batch, FieldVectors, SourceInfo
 from mmrag.index.bm25 import BM25Params
 from mmrag.index.dense import DenseIndex
@@ -135,12 +135,7 @@ class EmbeddedStore(Store):
     def ensure_field(self, name: str, dim: int, encoder: dict[str, Any]) -> None:
         """Declare a vector field, or check that an existing one used the same encoder."""
         current = self.fields()
-        if name in current:
-            if current[name]["encoder"] != encoder or current[name]["dim"] != dim:
-                raise StoreError(
-                    f"vector field {name!r} was built with {current[name]['encoder']}; "
-                    f"refusing to mix in vectors from {encoder}"
-                )
+        if field_exists(current, name, dim, encoder):
             return
         current[name] = {"dim": dim, "encoder": encoder}
         with self.db:
