@@ -1,6 +1,6 @@
 """Generators, selected by name from `GENERATORS`: answers with numbered citations."""
 
-from mmrag.generate.base import Answer, Citation, Generator, StreamItem
+from mmrag.generate.base import NOT_FOUND, Answer, Citation, Generator, SentenceSupport, StreamItem
 from mmrag.registry import Registry
 
 GENERATORS: Registry[Generator] = Registry(
@@ -10,4 +10,12 @@ GENERATORS: Registry[Generator] = Registry(
     },
 )
 
-__all__ = ["GENERATORS", "Answer", "Citation", "Generator", "StreamItem"]
+__all__ = [
+    "GENERATORS",
+    "NOT_FOUND",
+    "Answer",
+    "Citation",
+    "Generator",
+    "SentenceSupport",
+    "StreamItem",
+]

@@ -46,6 +46,36 @@ class Citation:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class SentenceSupport:
+    """One sentence of an answer and whether the passages it cites back it up.
+
+    `citations` are the passage numbers the sentence cites (empty: uncited);
+    `supported` is the verifier's verdict (None when no verifier ran); `score` is the
+    verifier's best score over the cited passages; `inferred` marks citations that the
+    model did not write but that were attributed afterwards.
+    """
+
+    text: str
+    citations: tuple[int, ...] = ()
+    supported: bool | None = None
+    score: float | None = None
+    inferred: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "citations": list(self.citations),
+            "supported": self.supported,
+            "score": self.score,
+            "inferred": self.inferred,
+        }
+
+
+# finish_reason of an answer that says the indexed material does not hold the answer
+NOT_FOUND = "not_found"
+
+
 @dataclass(slots=True)
 class Answer:
     """What a generator returns.
@@ -64,6 +94,24 @@ class Answer:
     reports: list[StageReport] = field(default_factory=list)
     stages: list[StageReport] = field(default_factory=list)
     finish_reason: str = "stop"
+    sentences: list[SentenceSupport] = field(default_factory=list)
+
+    @property
+    def not_found(self) -> bool:
+        """True when the answer says the indexed material does not hold the answer."""
+        return self.finish_reason == NOT_FOUND
+
+    def grounding(self) -> dict[str, Any]:
+        """Counts of supported, unsupported and inferred-citation sentences."""
+        judged = [s for s in self.sentences if s.supported is not None]
+        return {
+            "sentences": len(self.sentences),
+            "supported": sum(1 for s in judged if s.supported),
+            "unsupported": sum(1 for s in judged if not s.supported),
+            "uncited": sum(1 for s in self.sentences if not s.citations),
+            "inferred": sum(1 for s in self.sentences if s.inferred),
+            "verified": bool(judged),
+        }
 
     def cited(self, number: int) -> Hit:
         """The passage behind citation `[number]` (1-based)."""
@@ -78,6 +126,9 @@ class Answer:
             "citations": [c.to_dict() for c in self.citations],
             "dropped_citations": list(self.dropped),
             "finish_reason": self.finish_reason,
+            "not_found": self.not_found,
+            "sentences": [s.to_dict() for s in self.sentences],
+            "grounding": self.grounding(),
             "passages": [passage_dict(i, h) for i, h in enumerate(self.context, 1)],
             "stages": [report_dict(r) for r in self.stages],
             "reports": [report_dict(r) for r in self.reports],
