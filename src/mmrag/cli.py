@@ -642,6 +642,7 @@ if __name__ == "__main__":  # pragma: no cover
 
 def _register_stage_commands() -> None:
     # Commands that live with their stage, so cli.py stays the table of contents.
+    from mmrag.eval import qa_commands
     from mmrag.ingest import av_commands
     from mmrag.refine import commands as refine_commands
     from mmrag.rerank import commands as rerank_commands
@@ -650,6 +651,7 @@ def _register_stage_commands() -> None:
     app.command("serve")(_friendly(serve_command))
     av_commands.register(eval_app)
     rerank_commands.register(eval_app)
+    qa_commands.register(eval_app)
     refine_commands.register(eval_app)
 
 
