@@ -11,6 +11,7 @@ SCRIPTS = [
     "text_retrieval.py",
     "rerank.py",
     "refine.py",
+    "qa.py",
     "images.py",
     "audio_video.py",
     "serve.py",
