@@ -236,6 +236,7 @@ TEXT_ENCODERS: Registry[TextEncoder] = Registry(
     {
         "sentence-transformers": "mmrag.models.text:SentenceTransformerEncoder",
         "use-multilingual": "mmrag.models.text:USEMultilingualEncoder",
+        "onnx": "mmrag.models.onnx_text:OnnxTextEncoder",
     },
 )
 
