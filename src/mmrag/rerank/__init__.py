@@ -13,6 +13,7 @@ RERANKERS: Registry[Reranker] = Registry(
         "fusion": "mmrag.rerank.fusion:FusionReranker",
         "first-stage": "mmrag.rerank.fusion:FirstStageReranker",
         "cross-encoder": "mmrag.rerank.cross_encoder:CrossEncoderReranker",
+        "cross-encoder-onnx": "mmrag.rerank.onnx_cross_encoder:OnnxCrossEncoderReranker",
         "monot5": "mmrag.rerank.seq2seq:MonoT5Reranker",
         "biencoder": "mmrag.rerank.biencoder:BiEncoderReranker",
         "maxsim": "mmrag.rerank.maxsim:MaxSimReranker",
