@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
-from mmrag import Query
+from mmrag.generate.display import closest_passages_line, grounding_lines
 from mmrag.index.indexer import Indexer
 from mmrag.index.store import EmbeddedStore
 from mmrag.models.text import load_text_encoder
 from mmrag.pipeline import DEFAULT_CONFIG, Pipeline
-from mmrag.retrieve import RETRIEVERS
 
 HERE = Path(__file__).resolve().parent
 STORE = Path(os.environ.get("MMRAG_DEMO_STORE", HERE.parent / ".mmrag-cache" / "demo-store"))
 QUESTIONS = [
+    "Who invented the printing press, and when?",
     "How does a derailleur move the chain between sprockets?",
     "Why does sourdough rise without commercial yeast?",
     "谷雨是第几个节气？",
@@ -32,20 +34,29 @@ def main() -> None:
         console.print(f"[green]indexed[/green] {report.summary()}  (store: {STORE})")
         for e in report.errors:
             console.print(f"[yellow]skipped[/yellow] {e.path}: {e.reason}")
-        retriever = RETRIEVERS.create("hybrid", store=store)
-        for question in QUESTIONS:
-            ranked = retriever.retrieve(Query(question), k=3)
-            console.rule(f"[bold]{question}")
-            for i, hit in enumerate(ranked.hits, 1):
-                text = " ".join(hit.doc.text.split())
-                console.print(f"[{i}] {text[:400]}{'…' if len(text) > 400 else ''}")
-                console.print(f"    [dim]— {hit.doc.citation()}  score {hit.score:.4f}[/dim]")
-        console.rule("[bold]An answer written by the local model (SmolLM2-135M), with citations")
         pipeline = Pipeline.from_config(DEFAULT_CONFIG, store)
-        answer = pipeline.ask("Who invented the printing press, and when?")
-        console.print(answer.text)
-        for c in answer.citations:
-            console.print(f"    [dim][{c.number}] {c.doc.citation()}[/dim]")
+        for warning in pipeline.warnings:
+            console.print(f"[yellow]warning: {warning}[/yellow]")
+        model = getattr(getattr(pipeline.generator, "lm", None), "name", "none")
+        console.print(f"generator: {model}; reranker and judge: ms-marco MiniLM cross-encoder")
+        for question in QUESTIONS:
+            console.rule(f"[bold]{question}")
+            started = time.perf_counter()
+            answer = pipeline.ask(question)
+            console.print(answer.text or "(no generator: the best passages follow)", markup=False)
+            if answer.not_found:
+                console.print(f"[dim]{escape(closest_passages_line(answer))}[/dim]")
+            for line in grounding_lines(answer):
+                style = "green" if line.startswith("✓") else "yellow"
+                console.print(f"  [{style}]{escape(line)}[/{style}]")
+            for c in answer.citations:
+                how = " (citation inferred)" if c.inferred else ""
+                console.print(f"    [dim]\\[{c.number}] {escape(c.doc.citation())}{how}[/dim]")
+            if not answer.text:
+                for i, hit in enumerate(answer.context, 1):
+                    text = " ".join(hit.text.split())[:300]
+                    console.print(f"[{i}] {escape(text)}", markup=False)
+            console.print(f"[dim]{time.perf_counter() - started:.1f} s[/dim]")
     console.print(
         "\nTry the CLI on the same store:\n"
         f"  .venv/bin/mmrag search 'printing press' --store {STORE}\n"

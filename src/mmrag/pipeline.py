@@ -26,6 +26,7 @@ wall time, candidates in and out, model calls, tokens and budget in `Answer.stag
 
 from __future__ import annotations
 
+import logging
 import time
 import tomllib
 from collections.abc import Callable, Iterator, Mapping
@@ -33,12 +34,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mmrag.errors import ConfigError, MMRagError
+from mmrag.errors import ConfigError, MissingDependency, MMRagError
 from mmrag.generate import GENERATORS, Answer, Generator
 from mmrag.index.base import Store
 from mmrag.registry import Registry
 from mmrag.retrieve import RETRIEVERS, Retriever
 from mmrag.types import Document, Query, Ranked, StageReport
+
+log = logging.getLogger(__name__)
 
 STAGES = ("retrieve", "rerank", "refine", "generate")
 _STAGE_KEYS = {
@@ -47,10 +50,12 @@ _STAGE_KEYS = {
     "refine": {"name", "budget", "params"},
     "generate": {"name", "params"},
 }
-# Few, short passages: the local 135M model answers worse from a long context.
+# Retrieve wide, let the cross-encoder pick the three best, answer from those: a small
+# local model answers worse from a long context, and prompt reading is most of its time.
 DEFAULT_CONFIG: dict[str, Any] = {
-    "retrieve": {"k": 3},
-    "generate": {"name": "llm", "params": {"max_tokens": 96, "max_passage_chars": 600}},
+    "retrieve": {"k": 20},
+    "rerank": {"name": "cross-encoder-onnx", "k": 3},
+    "generate": {"name": "llm", "params": {"max_tokens": 96, "max_passage_chars": 1000}},
 }
 
 # What flows out of `Pipeline.stream`: the refined context, text pieces, then the Answer.
@@ -170,6 +175,8 @@ class Pipeline:
         self.k = k
         self.rerank_k = rerank_k
         self.budget = budget
+        # what went wrong while building (a generator that could not load), for the user
+        self.warnings: list[str] = []
         self.names = {
             "retrieve": getattr(retriever, "name", "retriever"),
             "rerank": getattr(reranker, "name", "reranker"),
@@ -189,16 +196,26 @@ class Pipeline:
         built: dict[str, Any] = {
             "retrieve": RETRIEVERS.create(retrieve.name, store=store, **retrieve.params)
         }
-        for stage in ("rerank", "refine", "generate"):
+        for stage in ("rerank", "refine"):
             if stage in stages:
                 built[stage] = _registry(stage).create(stages[stage].name, **stages[stage].params)
+        warnings: list[str] = []
+        if "generate" in stages:
+            try:
+                built["generate"] = GENERATORS.create(
+                    stages["generate"].name, **stages["generate"].params
+                )
+            except (MissingDependency, ConfigError) as exc:
+                # A missing or corrupt model must not take search down with it.
+                warnings.append(f"generation is off, answers are the best passages: {exc}")
+                log.warning("%s", warnings[-1])
         generator = built.get("generate")
         if generator is not None:
             # media files live in the store folder (embedded) or its blob folder (servers)
             root = getattr(store, "blob_root", None) or getattr(store, "path", None)
             if root is not None:
                 generator.media = media_resolver(root)
-        return cls(
+        pipeline = cls(
             built["retrieve"],
             built.get("rerank"),
             built.get("refine"),
@@ -208,6 +225,8 @@ class Pipeline:
             budget=(stages["refine"].budget or 512) if "refine" in stages else 512,
             names={s: c.name for s, c in stages.items() if c.name} | {"retrieve": retrieve.name},
         )
+        pipeline.warnings = warnings
+        return pipeline
 
     @classmethod
     def from_toml(cls, path: str | Path | None, store: Store) -> Pipeline:
@@ -272,6 +291,16 @@ class Pipeline:
 
     def ask(self, question: Query | str, max_tokens: int | None = None) -> Answer:
         return _last_answer(self.stream(question, max_tokens))
+
+    def standalone(self, history: list[dict[str, Any]], question: str) -> str:
+        """A follow-up question rewritten to stand alone, by the generator's own model
+        (as it is when there is no earlier turn or no language model)."""
+        lm = getattr(self.generator, "lm", None)
+        if lm is None or not history:
+            return question
+        from mmrag.generate.rewrite import standalone_question
+
+        return standalone_question(lm, history, question)
 
     # ---- internals ---------------------------------------------------------------
 

@@ -37,7 +37,10 @@ def test_passages_are_numbered_with_source_and_page() -> None:
     # the question comes first, and again after the passages
     assert content.startswith("Question: Who printed books?\n\nPassages:\n[1]")
     assert content.index("[1]") < content.index("[2]")
-    assert content.endswith('Answer the question "Who printed books?" in one sentence.')
+    assert content.endswith(
+        "Question: Who printed books?\n"
+        "Answer in one sentence that ends with the number of its passage."
+    )
 
 
 def test_long_passages_are_cut() -> None:
@@ -87,7 +90,10 @@ def test_image_passages_become_image_parts_for_multimodal_models(photo: Path) ->
     url = parts[1]["image_url"]["url"]
     assert url.startswith("data:image/jpeg;base64,")
     assert base64.b64decode(url.split(",", 1)[1]) == photo.read_bytes()
-    assert parts[2]["text"].endswith('Answer the question "What is in the photo?" in one sentence.')
+    assert parts[2]["text"].endswith(
+        "Question: What is in the photo?\n"
+        "Answer in one sentence that ends with the number of its passage."
+    )
 
 
 def test_images_stay_text_for_text_models_and_outside_the_store(photo: Path) -> None:

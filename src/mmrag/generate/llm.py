@@ -1,26 +1,60 @@
-"""A generator over any `LanguageModel`: local SmolLM2 by default, or an OpenAI-compatible endpoint.
+"""A generator over any `LanguageModel`: a packaged local model, or an OpenAI-compatible endpoint.
 
 The model sees the numbered passages (`prompts.build_messages`); its reply is parsed
 for `[n]` markers, markers naming no passage are dropped and reported, and, when
 `attribute` is on, uncited sentences that copy a passage get that passage's marker.
+A judge (grounding.py) then checks every sentence against the passages it cites, and
+decides before generation whether the passages hold an answer at all: when no passage
+is relevant to the question, or the model says it cannot answer, the answer is
+"not found in the indexed material" with the closest passages.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from mmrag.errors import ConfigError
-from mmrag.generate.base import Answer, Citation, Generator, StreamItem
+from mmrag.generate.base import NOT_FOUND, Answer, Citation, Generator, SentenceSupport, StreamItem
 from mmrag.generate.citations import attribute as attribute_citations
 from mmrag.generate.citations import resolve
+from mmrag.generate.grounding import Judge, check_support, join_sentences, make_judge, relevance
 from mmrag.generate.prompts import IMAGE_MODALITIES, INSTRUCTION, SYSTEM, build_messages
 from mmrag.models.lm import LanguageModel
 from mmrag.types import Hit, Ranked, StageReport
 
+log = logging.getLogger(__name__)
+
 NO_CONTEXT = "No passage in the store matches this question, so there is nothing to answer from."
+NOT_FOUND_TEXT = "Not found in the indexed material."
+# The generator's default model, picked by bench/results/generators.json (quality and
+# latency on this CPU); SmolLM2-135M stays available as the tiny option.
+DEFAULT_GENERATOR_MODEL = "qwen2.5-coder-0.5b-instruct"
+RUNTIMES = ("llama-cpp", "transformers")
+# How models say they cannot answer (the prompt asks for "NOT FOUND").
+_REFUSAL = re.compile(
+    r"^\W*(not\s+found|i\s+(do\s+not|don't|cannot|can't)\s+(know|find|answer)|"
+    r"(the\s+)?passages?\s+(do(es)?\s+not|don't|doesn't)\s+"
+    r"(contain|say|mention|state|provide|include|answer)|"
+    r"there\s+is\s+no\s+(information|passage|mention)|no\s+(information|answer)\b|"
+    r"未找到|没有找到|无法回答|不知道|文中没有|段落中没有)",
+    re.IGNORECASE,
+)
+
+
+def is_refusal(text: str) -> bool:
+    return bool(_REFUSAL.match(text.strip()))
+
+
+def _gguf_model(model: str) -> bool:
+    from mmrag.models.packaged_gguf import PACKAGED_GGUF
+
+    return model in PACKAGED_GGUF or (model.endswith(".gguf") and Path(model).is_file())
 
 
 def make_lm(
@@ -31,25 +65,61 @@ def make_lm(
     timeout: float = 60.0,
     retries: int = 2,
     concurrency: int = 4,
+    runtime: str | None = None,
+    threads: int | None = None,
 ) -> LanguageModel:
-    """The local model (no `base_url`) or an OpenAI-compatible endpoint."""
-    if base_url is None:
-        from mmrag.models.local_lm import LocalLM
+    """The local model (no `base_url`) or an OpenAI-compatible endpoint.
 
-        return LocalLM(model) if model else LocalLM()
-    if not model:
-        raise ConfigError("an OpenAI-compatible generator needs a model name")
-    from mmrag.models.openai_lm import OpenAICompatibleLM
+    Locally, `runtime` is "llama-cpp" or "transformers"; None picks llama.cpp for GGUF
+    models when it is installed, transformers otherwise (with a warning for GGUF models,
+    which run several times slower there).
+    """
+    if base_url is not None:
+        if not model:
+            raise ConfigError("an OpenAI-compatible generator needs a model name")
+        from mmrag.models.openai_lm import OpenAICompatibleLM
 
-    key = api_key if api_key is not None else (os.environ.get(api_key_env) if api_key_env else None)
-    return OpenAICompatibleLM(
-        base_url=base_url,
-        model=model,
-        api_key=key,
-        timeout=timeout,
-        retries=retries,
-        concurrency=concurrency,
-    )
+        key = (
+            api_key
+            if api_key is not None
+            else (os.environ.get(api_key_env) if api_key_env else None)
+        )
+        return OpenAICompatibleLM(
+            base_url=base_url,
+            model=model,
+            api_key=key,
+            timeout=timeout,
+            retries=retries,
+            concurrency=concurrency,
+        )
+    if runtime is not None and runtime not in RUNTIMES:
+        raise ConfigError(f"unknown runtime {runtime!r}; choose one of: {', '.join(RUNTIMES)}")
+    from mmrag.models.causal_lm import DEFAULT_LM
+    from mmrag.models.llama_cpp_lm import llama_cpp_available
+
+    model = model or DEFAULT_LM
+    if runtime is None:
+        runtime = "transformers"
+        if _gguf_model(model):
+            if llama_cpp_available():
+                runtime = "llama-cpp"
+            else:
+                log.warning(
+                    "llama.cpp is not installed (make llama-runtime); running %s on "
+                    "transformers, several times slower",
+                    model,
+                )
+    if runtime == "llama-cpp":
+        from mmrag.models.llama_cpp_lm import LlamaCppLM
+
+        return LlamaCppLM(model, threads=threads)
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    from mmrag.models.local_lm import LocalLM
+
+    return LocalLM(model)
 
 
 class LLMGenerator(Generator):
@@ -72,6 +142,8 @@ class LLMGenerator(Generator):
         timeout: float = 60.0,
         retries: int = 2,
         concurrency: int = 4,
+        runtime: str | None = None,
+        threads: int | None = None,
         max_tokens: int = 128,
         temperature: float = 0.0,
         max_passage_chars: int = 1500,
@@ -79,12 +151,21 @@ class LLMGenerator(Generator):
         instruction: str = INSTRUCTION,
         multimodal: bool = False,
         attribute: bool = True,
+        verify: str | Judge | None = "cross-encoder",
+        refuse_below: float | None = None,
+        refuse: bool = True,
     ) -> None:
         if max_tokens <= 0:
             raise ConfigError(f"max_tokens must be positive, got {max_tokens}")
+        if lm is None and base_url is None:
+            model = model or DEFAULT_GENERATOR_MODEL
         self.lm = lm or make_lm(
-            model, base_url, api_key, api_key_env, timeout, retries, concurrency
+            model, base_url, api_key, api_key_env, timeout, retries, concurrency, runtime, threads
         )
+        self.judge = make_judge(verify, lm=self.lm)
+        # None: the judge's own calibrated threshold
+        self.refuse_below = refuse_below
+        self.refuse = refuse
         self.max_tokens = max_tokens
         self.temperature = temperature
         self.max_passage_chars = max_passage_chars
@@ -109,6 +190,11 @@ class LLMGenerator(Generator):
             media=self.media,
         )
 
+    def relevance_threshold(self) -> float | None:
+        if not self.refuse or self.judge is None:
+            return None
+        return self.judge.relevance_threshold if self.refuse_below is None else self.refuse_below
+
     def stream(self, ranked: Ranked, max_tokens: int | None = None) -> Iterator[StreamItem]:
         hits = list(ranked.hits)
         report = StageReport(stage="generate", name=self.name, n_in=len(hits))
@@ -124,10 +210,22 @@ class LLMGenerator(Generator):
                 finish_reason="no_context",
             )
             return
+        started = time.perf_counter()
+        threshold = self.relevance_threshold()
+        if threshold is not None and self.judge is not None:
+            best = relevance(ranked.query.text, [h.text for h in hits], self.judge)
+            report.extra["relevance"] = round(best, 4)
+            report.extra["relevance_threshold"] = threshold
+            if best < threshold:  # no passage is about the question: do not let the model guess
+                report.seconds = time.perf_counter() - started
+                report.extra["refused_by"] = "relevance"
+                yield NOT_FOUND_TEXT
+                yield self.not_found(ranked, report)
+                return
         usage = self.lm.usage
         calls0, prompt0, completion0 = usage.calls, usage.prompt_tokens, usage.completion_tokens
         pieces: list[str] = []
-        started = time.perf_counter()
+        generation_started = time.perf_counter()
         first: float | None = None
         # The LanguageModel interface types content as str; multimodal parts pass through as lists.
         tokens = self.lm.stream(self.messages(ranked), limit, self.temperature)  # type: ignore[arg-type]
@@ -143,20 +241,46 @@ class LLMGenerator(Generator):
             close = getattr(tokens, "close", None)
             if close is not None:  # a consumer that stops early stops the model too
                 close()
-        report.seconds = time.perf_counter() - started
+        decode_seconds = time.perf_counter() - generation_started
         completion = usage.completion_tokens - completion0
         report.model_calls = usage.calls - calls0
         report.tokens = (usage.prompt_tokens - prompt0) + completion
-        report.extra = {
-            "model": self.lm.name,
-            "prompt_tokens": usage.prompt_tokens - prompt0,
-            "completion_tokens": completion,
-            "max_tokens": limit,
-            "first_token_s": round(first, 4) if first is not None else None,
-            "tokens_per_s": round(completion / report.seconds, 2) if report.seconds > 0 else None,
-        }
+        report.extra.update(
+            {
+                "model": self.lm.name,
+                "prompt_tokens": usage.prompt_tokens - prompt0,
+                "completion_tokens": completion,
+                "max_tokens": limit,
+                "first_token_s": round(first, 4) if first is not None else None,
+                "tokens_per_s": round(completion / decode_seconds, 2)
+                if decode_seconds > 0
+                else None,
+            }
+        )
         finish = "length" if completion >= limit else "stop"
-        yield self.answer(ranked, "".join(pieces), report, finish)
+        raw = "".join(pieces)
+        if self.refuse and is_refusal(raw):
+            report.extra["refused_by"] = "model"
+            report.seconds = time.perf_counter() - started
+            yield self.not_found(ranked, report, raw)
+            return
+        answer = self.answer(ranked, raw, report, finish)
+        report.seconds = time.perf_counter() - started
+        yield answer
+
+    def not_found(self, ranked: Ranked, report: StageReport, raw: str = "") -> Answer:
+        """The answer that says the material does not hold one; the closest passages
+        stay in its context for the reader."""
+        if raw:
+            report.extra["model_reply"] = raw.strip()[:300]
+        report.n_out = 0
+        return Answer(
+            question=ranked.query.text,
+            text=NOT_FOUND_TEXT,
+            context=list(ranked.hits),
+            reports=[*ranked.reports, report],
+            finish_reason=NOT_FOUND,
+        )
 
     def answer(self, ranked: Ranked, raw: str, report: StageReport, finish_reason: str) -> Answer:
         hits = list(ranked.hits)
@@ -168,13 +292,43 @@ class LLMGenerator(Generator):
                 f"dropped citations naming no passage: {', '.join(map(str, resolved.dropped))}"
             )
         citations = [Citation(n, hits[n - 1], n in resolved.inferred) for n in resolved.numbers]
+        text = resolved.text
+        sentences = []
+        if self.judge is not None and resolved.text:
+            checked = time.perf_counter()
+            sentences = check_support(
+                resolved.text, [h.text for h in hits], self.judge, resolved.inferred
+            )
+            report.extra["verify_s"] = round(time.perf_counter() - checked, 4)
+            report.extra["judge"] = self.judge.name
+            # the checker may have moved a citation to the passage that holds the fact
+            text = join_sentences([s.text for s in sentences])
+            citations = _citations(sentences, hits, resolved.numbers, resolved.inferred)
         report.n_out = len(citations)
-        return Answer(
+        answer = Answer(
             question=ranked.query.text,
-            text=resolved.text,
+            text=text,
             context=hits,
             citations=citations,
             dropped=resolved.dropped,
             reports=[*ranked.reports, report],
             finish_reason=finish_reason,
+            sentences=sentences,
         )
+        if sentences:
+            report.extra["grounding"] = answer.grounding()
+        return answer
+
+
+def _citations(
+    sentences: list[SentenceSupport], hits: list[Hit], written: list[int], inferred: set[int]
+) -> list[Citation]:
+    """Citations in order of first mention; inferred unless the model wrote the number."""
+    out: list[Citation] = []
+    seen: set[int] = set()
+    for s in sentences:
+        for n in s.citations:
+            if n not in seen:
+                seen.add(n)
+                out.append(Citation(n, hits[n - 1], n not in written or n in inferred))
+    return out

@@ -178,7 +178,10 @@ class LlamaCppLM(LanguageModel):
                 )
                 for chunk in chunks:
                     choice = chunk["choices"][0]
-                    done.completion_tokens += 1
+                    # one chunk per token, and a closing chunk without text that carries
+                    # only the finish reason
+                    if choice.get("text") or not choice.get("finish_reason"):
+                        done.completion_tokens += 1
                     if choice.get("finish_reason"):
                         done.finish_reason = choice["finish_reason"]
                     if choice.get("text"):

@@ -53,11 +53,29 @@ def question_of(messages: list[ChatMessage]) -> str:
     )
 
 
+def history_of(messages: list[ChatMessage]) -> list[dict[str, str]]:
+    """The turns before the last user message, for rewriting a follow-up question."""
+    last = max(
+        (i for i, m in enumerate(messages) if m.role == "user" and _text(m).strip()), default=0
+    )
+    return [{"role": m.role, "content": _text(m)} for m in messages[:last]]
+
+
 def sources_text(answer: Answer) -> str:
-    if not answer.citations:
-        return ""
-    lines = [f"[{c.number}] {c.doc.citation()}" for c in answer.citations]
-    return "\n\nSources:\n" + "\n".join(lines)
+    """What follows the answer in a chat reply: how each sentence was checked, the sources."""
+    from mmrag.generate.display import closest_passages_line, grounding_lines
+
+    parts = []
+    if answer.not_found:
+        parts.append(closest_passages_line(answer))
+    checked = grounding_lines(answer)
+    if checked:
+        parts.append("Checked against the passages:\n" + "\n".join(checked))
+    if answer.citations:
+        parts.append(
+            "Sources:\n" + "\n".join(f"[{c.number}] {c.doc.citation()}" for c in answer.citations)
+        )
+    return "".join(f"\n\n{p}" for p in parts if p)
 
 
 def _usage(answer: Answer) -> dict[str, int]:
@@ -104,6 +122,10 @@ async def chat_completions(request: Request, body: ChatCompletionRequest) -> Any
     question = question_of(body.messages)
     max_tokens = body.max_completion_tokens or body.max_tokens
     pipeline = await run_in_threadpool(state.pipeline)
+    history = history_of(body.messages)
+    asked = question
+    if history:
+        question = await run_in_threadpool(pipeline.standalone, history, question)
     worker = start_answer(state, pipeline, Query(text=question), max_tokens)
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     if body.stream:
@@ -134,6 +156,11 @@ async def chat_completions(request: Request, body: ChatCompletionRequest) -> Any
         "mmrag": {
             "citations": [c.to_dict() for c in answer.citations],
             "dropped_citations": answer.dropped,
+            "sentences": [s.to_dict() for s in answer.sentences],
+            "grounding": answer.grounding(),
+            "not_found": answer.not_found,
+            "question": asked,
+            "standalone_question": question,
         },
     }
 

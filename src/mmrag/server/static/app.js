@@ -100,6 +100,25 @@ function renderAnswer(text, count) {
   const box = $("answer");
   box.classList.remove("error");
   box.replaceChildren();
+  appendMarked(box, text, count);
+}
+
+// Checked sentences: each marked supported or not by the passages it cites.
+function renderSentences(sentences, count) {
+  const box = $("answer");
+  box.classList.remove("error");
+  box.replaceChildren();
+  for (const s of sentences) {
+    const how = s.supported
+      ? (s.inferred ? "supported (citation inferred by the checker)" : "supported by the cited passage")
+      : (s.citations.length ? "not supported by the passage it cites" : "cites no passage: unsupported");
+    const span = el("span", { className: `sentence ${s.supported ? "supported" : "unsupported"}`, title: how });
+    appendMarked(span, s.text, count);
+    box.append(span, " ");
+  }
+}
+
+function appendMarked(box, text, count) {
   let last = 0;
   for (const m of text.matchAll(MARKER)) {
     box.append(text.slice(last, m.index));
@@ -196,10 +215,13 @@ async function ask(question) {
     } else if (event === "answer") {
       // the answer's own numbering is authoritative for its citations
       renderResults(markUploaded(data.passages), data.passages.length ? "Sources" : "No passage matches");
-      renderAnswer(data.answer, data.passages.length);
+      if (data.sentences && data.sentences.length) renderSentences(data.sentences, data.passages.length);
+      else renderAnswer(data.answer, data.passages.length);
       renderStages(data.stages);
       const dropped = data.dropped_citations.length ? ` · dropped citations: ${data.dropped_citations.join(", ")}` : "";
-      status(`${data.citations.length} citation(s)${dropped}`);
+      const g = data.grounding || {};
+      const checked = g.verified ? ` · ${g.supported} of ${g.sentences} sentence(s) supported` : "";
+      status(data.not_found ? "not found in the indexed material: the closest passages are listed" : `${data.citations.length} citation(s)${checked}${dropped}`);
     } else if (event === "error") {
       showError(data.detail, data.passages);
       status("failed");

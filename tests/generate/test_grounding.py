@@ -1,0 +1,69 @@
+"""Grounding with the real packaged cross-encoder: per-sentence support, re-citation, not found."""
+
+from __future__ import annotations
+
+import pytest
+
+from mmrag.generate.grounding import (
+    CrossEncoderJudge,
+    answer_sentences,
+    check_support,
+    join_sentences,
+    relevance,
+)
+
+PASSAGES = [
+    "A derailleur moves the chain between sprockets by pushing it sideways.",
+    "The printing press was invented by Johannes Gutenberg around 1440 in Mainz. He cast type "
+    "from an alloy of lead, tin and antimony.",
+    "Sourdough rises because wild yeast in the starter makes carbon dioxide.",
+]
+
+
+@pytest.fixture(scope="module")
+def judge() -> CrossEncoderJudge:
+    return CrossEncoderJudge()
+
+
+def test_sentences_carry_their_own_markers() -> None:
+    sentences = answer_sentences("Gutenberg built it [2]. [2] Yeast makes gas. [3] Bikes.")
+    assert [s.citations for s in sentences] == [(2,), (3,), ()]
+    assert [s.claim for s in sentences] == ["Gutenberg built it.", "Yeast makes gas.", "Bikes."]
+    # a marker written twice or after the full stop is shown once, before it
+    assert join_sentences([s.text for s in sentences]) == (
+        "Gutenberg built it [2]. Yeast makes gas [3]. Bikes."
+    )
+    assert (
+        join_sentences(["谷雨是第六个节气[1]。", "它在四月[1]。"])
+        == "谷雨是第六个节气[1]。它在四月[1]。"
+    )
+
+
+def test_a_supported_sentence_is_marked_supported(judge: CrossEncoderJudge) -> None:
+    [s] = check_support(
+        "Johannes Gutenberg invented the printing press around 1440 [2].", PASSAGES, judge
+    )
+    assert s.supported is True and s.citations == (2,) and not s.inferred
+    assert s.score is not None and s.score >= judge.support_threshold
+
+
+def test_a_wrong_citation_moves_to_the_passage_that_holds_the_fact(
+    judge: CrossEncoderJudge,
+) -> None:
+    [s] = check_support("Type was cast from lead, tin and antimony [1].", PASSAGES, judge)
+    assert s.supported is True and s.citations == (2,) and s.inferred
+    assert s.text == "Type was cast from lead, tin and antimony [2]."
+
+
+def test_a_claim_no_passage_holds_is_unsupported(judge: CrossEncoderJudge) -> None:
+    [s] = check_support("The Eiffel Tower is 330 metres tall [1].", PASSAGES, judge)
+    assert s.supported is False and s.citations == (1,)
+    [u] = check_support("Honeybees dance to show where flowers are.", PASSAGES, judge)
+    assert u.supported is False and u.citations == ()
+
+
+def test_relevance_separates_answerable_questions(judge: CrossEncoderJudge) -> None:
+    inside = relevance("Who invented the printing press?", PASSAGES, judge)
+    outside = relevance("What is the capital of Australia?", PASSAGES, judge)
+    assert inside >= judge.relevance_threshold > outside
+    assert relevance("anything", [], judge) == float("-inf")
