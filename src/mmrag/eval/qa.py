@@ -333,9 +333,8 @@ def index_default_encoder() -> TextEncoder:
     params = inspect.signature(cli.index).parameters
     kind = params["encoder"].default if "encoder" in params else None
     model = params["model"].default if "model" in params else None
-    if not isinstance(kind, str):
-        return load_text_encoder(**({"model": model} if isinstance(model, str) else {}))
-    return load_text_encoder(kind, **({"model": model} if isinstance(model, str) else {}))
+    name = [kind] if isinstance(kind, str) else []  # none: load_text_encoder's own default
+    return load_text_encoder(*name, **({"model": model} if isinstance(model, str) else {}))
 
 
 def dataset_encoder(dataset: str) -> TextEncoder:
@@ -384,6 +383,7 @@ def _ask_all(
     pipeline = Pipeline.from_config(config, store)
     task = bar.add_task(label, total=len(questions))
     records = []
+    f1_sum, refused = 0.0, 0
     for q in questions:
         started = time.perf_counter()
         try:
@@ -392,13 +392,12 @@ def _ask_all(
             answer, error = None, str(exc)
         record = score_answer(q, answer, scorer, time.perf_counter() - started, error)
         records.append(record)
-        if absent:
-            refused = sum(1 for r in records if r["not_found"])
-            description = f"{label} · not found {refused}/{len(records)}"
-        else:
-            f1 = sum(r["f1"] for r in records) / len(records)
-            description = f"{label} · F1 {f1:.3f}"
-        bar.update(task, advance=1, description=description)
+        f1_sum += record["f1"]
+        refused += record["not_found"]
+        running = (
+            f"not found {refused}/{len(records)}" if absent else f"F1 {f1_sum / len(records):.3f}"
+        )
+        bar.update(task, advance=1, description=f"{label} · {running}")
     # Pipeline.names has placeholders for the stages it does not run
     names = {s: n for s, n in pipeline.names.items() if s == "retrieve" or s in config}
     return records, names
@@ -446,7 +445,7 @@ def eval_qa(
         progress(show) as bar,
     ):
         records, names = _ask_all(config, st, chosen, scorer, bar, f"{dataset} open", False)
-        stores["open"] = {"path": str(st.path), "paragraphs": st.count_sources()}
+        stores["open"] = {"path": str(st.path.resolve()), "paragraphs": st.count_sources()}
 
     result: dict[str, Any] = {
         "task": "qa",
@@ -473,7 +472,7 @@ def eval_qa(
                 config, st, chosen, scorer, bar, f"{dataset} gold removed", True
             )
             stores["absent"] = {
-                "path": str(st.path),
+                "path": str(st.path.resolve()),
                 "paragraphs": st.count_sources(),
                 "removed": gold,
                 "note": "one store for the whole run: every paragraph of the file except "
