@@ -208,6 +208,7 @@ def test_local_generator_run(subset: Path, work: Path) -> None:
     assert REQUIRED_KEYS <= set(result) and result["counts"]["failed"] == 0
     assert result["tokens_per_s"] > 0 and result["first_token_s_p50"] > 0
     assert result["config"]["stages"] == {"retrieve": "hybrid", "generate": "llm"}
+    assert result["config"]["warnings"] == []  # the generator loaded: not retrieval-only
     task = load_task("squad", subset)
     scorer = SCORERS["squad"]
     for record in result["questions"]:

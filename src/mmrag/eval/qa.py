@@ -377,7 +377,7 @@ def _ask_all(
     bar: Any,
     label: str,
     absent: bool,
-) -> tuple[list[dict[str, Any]], dict[str, str]]:
+) -> tuple[list[dict[str, Any]], dict[str, str], list[str]]:
     from mmrag.pipeline import Pipeline, StageFailed
 
     pipeline = Pipeline.from_config(config, store)
@@ -400,7 +400,8 @@ def _ask_all(
         bar.update(task, advance=1, description=f"{label} · {running}")
     # Pipeline.names has placeholders for the stages it does not run
     names = {s: n for s, n in pipeline.names.items() if s == "retrieve" or s in config}
-    return records, names
+    # e.g. a generator that could not load: the run is then retrieval-only, and says so
+    return records, names, list(getattr(pipeline, "warnings", []))
 
 
 def _absent_record(record: dict[str, Any]) -> dict[str, Any]:
@@ -444,7 +445,9 @@ def eval_qa(
         cached_store(cache, _store_name(task, open_corpus, "open"), open_corpus, enc, show) as st,
         progress(show) as bar,
     ):
-        records, names = _ask_all(config, st, chosen, scorer, bar, f"{dataset} open", False)
+        records, names, warnings = _ask_all(
+            config, st, chosen, scorer, bar, f"{dataset} open", False
+        )
         stores["open"] = {"path": str(st.path.resolve()), "paragraphs": st.count_sources()}
 
     result: dict[str, Any] = {
@@ -468,7 +471,7 @@ def eval_qa(
             cached_store(cache, name, absent_corpus, enc, show) as st,
             progress(show) as bar,
         ):
-            absent_records, _ = _ask_all(
+            absent_records, _, _ = _ask_all(
                 config, st, chosen, scorer, bar, f"{dataset} gold removed", True
             )
             stores["absent"] = {
@@ -505,6 +508,7 @@ def eval_qa(
         "pipeline_file": str(pipeline) if pipeline is not None else None,
         "pipeline": config,
         "stages": names,
+        "warnings": warnings,
         "encoder": enc.info(),
     }
     result["stores"] = stores
