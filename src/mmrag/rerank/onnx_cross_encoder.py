@@ -8,8 +8,9 @@ sentence-transformers does; how many were cut is reported. The transformers-base
 
 One pair per ONNX call by default (`batch_size=1`): the packaged graph quantises
 activations dynamically with one scale per input tensor, so in a batch a pair's logit
-moves with its neighbours (by up to 0.44 on DL19 passages in batches of 8), and
-batching was not faster on this CPU (bench/results/rerank.json, "onnx").
+moves with its neighbours (by up to 0.84 over five DL19 queries, batches of 4), and
+batching did not save work either: CPU time for 100 pairs was 2.67 s one pair per
+call, 2.78 s four, 3.50 s sixteen (bench/results/rerank.json, "onnx").
 """
 
 from __future__ import annotations
