@@ -28,7 +28,7 @@ console = Console()
 
 
 def main() -> None:
-    encoder = load_text_encoder("sentence-transformers")
+    encoder = load_text_encoder("onnx", model="bge-small-en-v1.5")  # the English default
     with EmbeddedStore(STORE) as store:
         report = Indexer(store, encoder).index_paths([HERE / "corpus"], prune=True)
         console.print(f"[green]indexed[/green] {report.summary()}  (store: {STORE})")

@@ -90,8 +90,12 @@ def index(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders to index.")],
     store: StoreOpt = None,
     encoder: Annotated[
-        str, typer.Option(help="Text encoder kind: sentence-transformers or use-multilingual.")
-    ] = "sentence-transformers",
+        str,
+        typer.Option(
+            help="Text encoder kind: onnx (default: BGE-small INT8), sentence-transformers "
+            "or use-multilingual (Chinese and 15 other languages)."
+        ),
+    ] = "onnx",
     model: Annotated[
         str | None, typer.Option(help="Model name, local path or hub id for the text encoder.")
     ] = None,
@@ -488,8 +492,8 @@ def eval_beir(
     ],
     retriever: Annotated[str, typer.Option(help="bm25, tfidf, dense or hybrid.")] = "bm25",
     encoder: Annotated[
-        str, typer.Option(help="Text encoder kind for dense/hybrid.")
-    ] = "sentence-transformers",
+        str, typer.Option(help="Text encoder kind for dense/hybrid (onnx: BGE-small INT8).")
+    ] = "onnx",
     model: Annotated[str | None, typer.Option(help="Encoder model name or path.")] = None,
     split: Annotated[str, typer.Option(help="Qrels split.")] = "test",
     reranker: Annotated[

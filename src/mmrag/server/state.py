@@ -87,7 +87,7 @@ class ServerState:
         if "text" in fields:
             encoder = encoder_for_field(self.store, "text")
         elif self.settings.dense:
-            encoder = load_text_encoder("sentence-transformers")
+            encoder = load_text_encoder("onnx", model="bge-small-en-v1.5")  # as `mmrag index`
         embedders: list[Any] = []
         if images:
             stored = fields.get("image")
