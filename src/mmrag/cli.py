@@ -12,6 +12,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from mmrag.errors import MMRagError
@@ -354,12 +355,16 @@ def ask(
             pipeline = Pipeline.from_toml(config, st)
         else:
             settings = copy.deepcopy(DEFAULT_CONFIG)
-            settings["retrieve"]["k"] = k
+            # retrieve wide, then the reranker keeps the k passages the generator reads
+            settings["rerank"]["k"] = k
+            settings["retrieve"]["k"] = max(k, settings["retrieve"]["k"])
             if retriever:
                 settings["retrieve"]["name"] = retriever
             if not generate:
                 del settings["generate"]
             pipeline = Pipeline.from_config(settings, st)
+        for warning in pipeline.warnings:
+            console.print(f"[yellow]warning: {warning}[/yellow]")
         answer: Answer | None = None
         try:
             for item in pipeline.stream(_query(question, None), max_tokens):
@@ -379,11 +384,18 @@ def ask(
     if as_json:
         typer.echo(json.dumps(answer.to_dict(), ensure_ascii=False))
         return
+    from mmrag.generate.display import closest_passages_line, grounding_lines
+
     if answer.text:
         console.print()
+    if answer.not_found:
+        console.print(f"[dim]{escape(closest_passages_line(answer))}[/dim]")
+    for line in grounding_lines(answer):
+        style = "green" if line.startswith("✓") else "yellow"
+        console.print(f"[{style}]{escape(line)}[/{style}]")
     for c in answer.citations:
-        how = " (attributed by overlap)" if c.inferred else ""
-        console.print(f"[dim][{c.number}] {c.doc.citation()}{how}[/dim]")
+        how = " (citation inferred)" if c.inferred else ""
+        console.print(f"[dim]\\[{c.number}] {escape(c.doc.citation())}{how}[/dim]")
     if answer.dropped:
         console.print(f"[yellow]dropped citations naming no passage: {answer.dropped}[/yellow]")
     timings = ", ".join(f"{s.stage} {s.seconds * 1000:.0f} ms" for s in answer.stages)

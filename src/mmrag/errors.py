@@ -28,3 +28,8 @@ class StoreError(MMRagError):
 
 class ModelError(MMRagError):
     """A model or model endpoint failed: unreachable, timed out, or answered garbage."""
+
+
+class ModelUnavailable(ConfigError):
+    """A configured model cannot be loaded here: a missing file or part, a wrong checksum,
+    a runtime that failed to load it. A pipeline then falls back to retrieval only."""

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mmrag.errors import ConfigError, MissingDependency, MMRagError
+from mmrag.errors import ConfigError, MissingDependency, MMRagError, ModelUnavailable
 from mmrag.generate import GENERATORS, Answer, Generator
 from mmrag.index.base import Store
 from mmrag.registry import Registry
@@ -205,7 +205,7 @@ class Pipeline:
                 built["generate"] = GENERATORS.create(
                     stages["generate"].name, **stages["generate"].params
                 )
-            except (MissingDependency, ConfigError) as exc:
+            except (MissingDependency, ModelUnavailable) as exc:
                 # A missing or corrupt model must not take search down with it.
                 warnings.append(f"generation is off, answers are the best passages: {exc}")
                 log.warning("%s", warnings[-1])
@@ -375,6 +375,8 @@ class Pipeline:
                 if isinstance(item, Answer):
                     item.stages = [*stages, self._generate_summary(ranked, item, started)]
                 yield item
+        except ConfigError:  # the question or an option is wrong: say so, in one line
+            raise
         except Exception as exc:  # a model or transport failure: still hand back the passages
             raise StageFailed("generate", self.names["generate"], exc, ranked) from exc
         finally:

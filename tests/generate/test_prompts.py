@@ -31,15 +31,16 @@ def test_passages_are_numbered_with_source_and_page() -> None:
     assert system["role"] == "system" and "[2]" in system["content"]
     content = user["content"]
     assert isinstance(content, str)
-    assert "[1] (ocean-tides.html) Tides follow the moon." in content
+    assert "Passage [1] (from ocean-tides.html): Tides follow the moon." in content
     # the title wins over the file name; whitespace is collapsed; pages are named
-    assert "[2] (Printing press, p. 2) Gutenberg printed books." in content
+    assert "Passage [2] (from Printing press, p. 2): Gutenberg printed books." in content
     # the question comes first, and again after the passages
-    assert content.startswith("Question: Who printed books?\n\nPassages:\n[1]")
+    assert content.startswith("Question: Who printed books?\n\nPassages:\nPassage [1]")
     assert content.index("[1]") < content.index("[2]")
     assert content.endswith(
         "Question: Who printed books?\n"
-        "Answer in one sentence that ends with the number of its passage."
+        "Write the answer as one full sentence, followed by the number of "
+        "the passage it comes from in square brackets."
     )
 
 
@@ -54,7 +55,7 @@ def test_time_spans_and_custom_instruction() -> None:
         "a#0", "Thunder rumbles.", source="/x/storm.wav", span=Span(t_start=12.4, t_end=17.0)
     )
     (_, user) = build_messages("What sound?", [hit], instruction="Reply to: {question} {x}")
-    assert "[1] (storm.wav, 12-17 s) Thunder rumbles." in user["content"]
+    assert "Passage [1] (from storm.wav, 12-17 s): Thunder rumbles." in user["content"]
     assert user["content"].endswith("Reply to: What sound? {x}")
 
 
@@ -85,14 +86,15 @@ def test_image_passages_become_image_parts_for_multimodal_models(photo: Path) ->
     parts = user["content"]
     assert [p["type"] for p in parts] == ["text", "image_url", "text"]
     assert parts[0]["text"].startswith("Question: What is in the photo?")
-    assert "[1] (t) A dog runs on the beach." in parts[0]["text"]
-    assert parts[0]["text"].rstrip().endswith("[2] (i) image: a photo")
+    assert "Passage [1] (from t): A dog runs on the beach." in parts[0]["text"]
+    assert parts[0]["text"].rstrip().endswith("Passage [2] (from i): image: a photo")
     url = parts[1]["image_url"]["url"]
     assert url.startswith("data:image/jpeg;base64,")
     assert base64.b64decode(url.split(",", 1)[1]) == photo.read_bytes()
     assert parts[2]["text"].endswith(
         "Question: What is in the photo?\n"
-        "Answer in one sentence that ends with the number of its passage."
+        "Write the answer as one full sentence, followed by the number of "
+        "the passage it comes from in square brackets."
     )
 
 

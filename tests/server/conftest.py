@@ -27,6 +27,7 @@ k = 3
 [generate]
 name = "llm"
 [generate.params]
+model = "qwen2.5-coder-0.5b-instruct"  # the fast one: these tests check mechanics, not quality
 max_tokens = 16
 max_passage_chars = 500
 """

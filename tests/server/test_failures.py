@@ -82,7 +82,10 @@ def test_a_failing_generator_in_a_stream_sends_an_error_event(broken: Live) -> N
 def test_a_failing_generator_behind_the_openai_face(broken: Live) -> None:
     r = broken.client.post(
         "/v1/chat/completions",
-        json={"model": "mmrag", "messages": [{"role": "user", "content": "vaccines?"}]},
+        json={
+            "model": "mmrag",
+            "messages": [{"role": "user", "content": "How do vaccines train the immune system?"}],
+        },
     )
     assert r.status_code == 500
     error = r.json()["error"]

@@ -1,5 +1,5 @@
 """The OpenAI-compatible face, called by the project's own OpenAI client and by plain HTTP,
-answering through the pipeline with the real local SmolLM2."""
+answering through the pipeline with the real local Qwen2.5-0.5B."""
 
 from __future__ import annotations
 

@@ -161,7 +161,7 @@ def answer_sentences(text: str) -> list[Sentence]:
         for m in MARKER.finditer(sentence):
             numbers += [n for n in marker_numbers(m.group(1)) if n not in numbers]
         claim = " ".join(MARKER.sub("", sentence).split())
-        if claim:
+        if any(ch.isalnum() for ch in claim):  # a stray "[1]." claims nothing
             tidy = _recite_all(sentence, numbers) if numbers else sentence
             out.append(Sentence(tidy, claim, tuple(numbers)))
     return out

@@ -195,10 +195,26 @@ class LLMGenerator(Generator):
             return None
         return self.judge.relevance_threshold if self.refuse_below is None else self.refuse_below
 
+    def check_question(self, question: str, limit: int) -> None:
+        """A question that leaves no room for passages in the model's window is refused
+        with one line, instead of being cut in the middle."""
+        window = getattr(self.lm, "window", None)
+        count = getattr(self.lm, "count_tokens", None)
+        if window is None or count is None:
+            return
+        room = (window - limit) // 2
+        n = count(question)
+        if n > room:
+            raise ConfigError(
+                f"the question is {n} tokens long; the model's {window}-token window leaves "
+                f"room for at most {room} beside the passages and the answer"
+            )
+
     def stream(self, ranked: Ranked, max_tokens: int | None = None) -> Iterator[StreamItem]:
         hits = list(ranked.hits)
         report = StageReport(stage="generate", name=self.name, n_in=len(hits))
         limit = max_tokens or self.max_tokens
+        self.check_question(ranked.query.text, limit)
         if not hits:
             report.n_out = 0
             yield NO_CONTEXT

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mmrag.errors import ConfigError, MMRagError
+from mmrag.errors import ConfigError, MMRagError, ModelUnavailable
 from mmrag.models.packaged_gguf import PACKAGED_GGUF, cache_root, gguf_file
 
 DEFAULT_LM = "smollm2-135m-instruct"
@@ -53,7 +53,7 @@ def _load(name: str, dtype: str) -> CausalLM:
         try:
             gguf = gguf_file(name)
         except MMRagError as exc:
-            raise ConfigError(str(exc)) from exc
+            raise ModelUnavailable(str(exc)) from exc
         converted = cache_root() / "models" / f"{Path(gguf.name).stem}-{dtype}"
         if not (converted / "config.json").exists():
             model = AutoModelForCausalLM.from_pretrained(
@@ -82,7 +82,7 @@ def _load(name: str, dtype: str) -> CausalLM:
         model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype)
         tokenizer = AutoTokenizer.from_pretrained(source)
     except OSError as exc:
-        raise ConfigError(
+        raise ModelUnavailable(
             f"cannot load causal LM {name!r}: not packaged, not a local path, "
             f"and the hub is unreachable or has no such model ({exc})"
         ) from exc

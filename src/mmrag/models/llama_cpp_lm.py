@@ -8,6 +8,7 @@ a model is prompted the way it was trained. One model object serves one call at 
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 from collections.abc import Iterator, Sequence
@@ -15,7 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from mmrag.errors import ConfigError, MissingDependency, ModelError
+from mmrag.errors import ConfigError, MissingDependency, ModelError, ModelUnavailable
 from mmrag.models.lm import Completion, LanguageModel, Message, Usage
 from mmrag.models.local_lm import text_messages
 from mmrag.models.packaged_gguf import PACKAGED_GGUF, gguf_file
@@ -48,7 +49,7 @@ def gguf_path(model: str) -> Path:
     path = Path(model).expanduser()
     if path.is_file():
         return path.resolve()
-    raise ConfigError(
+    raise ModelUnavailable(
         f"llama.cpp needs a GGUF file: {model!r} is neither a packaged model "
         f"({', '.join(PACKAGED_GGUF)}) nor an existing .gguf path"
     )
@@ -63,7 +64,7 @@ def default_threads() -> int:
 def _load(path: str, n_ctx: int, threads: int, batch_threads: int) -> Any:
     llama_cpp = _require_llama_cpp()
     try:
-        return llama_cpp.Llama(
+        llm = llama_cpp.Llama(
             model_path=path,
             n_ctx=n_ctx,
             n_threads=threads,
@@ -72,7 +73,10 @@ def _load(path: str, n_ctx: int, threads: int, batch_threads: int) -> Any:
             verbose=False,
         )
     except (ValueError, RuntimeError) as exc:
-        raise ConfigError(f"llama.cpp cannot load {path}: {exc}") from exc
+        raise ModelUnavailable(f"llama.cpp cannot load {path}: {exc}") from exc
+    # freed before interpreter shutdown: its destructor fails once llama_cpp's globals are gone
+    atexit.register(llm.close)
+    return llm
 
 
 class LlamaCppLM(LanguageModel):

