@@ -8,8 +8,12 @@ prefixes declared, so a packaged name alone rebuilds the same encoder; a folder 
 
 Each text is run on its own by default (`batch=1`): the packaged BGE graph quantises
 activations dynamically, with one scale per input tensor, so in a batch a vector
-depends on its neighbours (cosine down to 0.998 on SciFact abstracts), and on this CPU
-batching was not faster anyway (bench/results/text_encoders.json).
+depends on its neighbours (cosine down to 0.998 on SciFact abstracts), and batches of 8
+were slower anyway (BGE 6.3 against 7.8 abstracts/s; bench/results/text_encoders.json).
+One ORT thread is the default for documents too: timed in turn on the same abstracts,
+two threads gave 8.2 against 8.9 abstracts/s for BGE, 9.9 against 11.4 for MiniLM, on
+this 2-core machine with other work on it; a query is one short text, where a thread
+pool only costs.
 """
 
 from __future__ import annotations
@@ -272,8 +276,8 @@ class OnnxTextEncoder(TextEncoder):
     """A BERT-style ONNX encoder: a packaged name (`PACKAGED_ONNX`) or a path.
 
     `threads` is ORT's intra-op thread count for documents (`encode`), `query_threads`
-    for queries (one short text per call, where a thread pool only costs). `batch` is
-    how many texts go into one ONNX call (see the module note before raising it).
+    for queries; both default to 1 (see the module note, as for `batch`, the number of
+    texts per ONNX call).
     """
 
     kind = "onnx"
