@@ -50,7 +50,9 @@ def prompts(n: int) -> list[Any]:
         question = paragraphs[gold]["qas"][0]["question"]
         texts = [paragraphs[others[0]]["context"], paragraphs[gold]["context"]]
         texts.append(paragraphs[others[1]]["context"])
-        hits = [Hit(Document(id=str(i), text=t, source=f"p{i}.txt"), 1.0) for i, t in enumerate(texts)]
+        hits = [
+            Hit(Document(id=str(i), text=t, source=f"p{i}.txt"), 1.0) for i, t in enumerate(texts)
+        ]
         ranked = refiner.refine(Query(question), Ranked(Query(question), hits), budget_tokens=300)
         out.append(build_messages(question, ranked.hits, max_passage_chars=1500))
     return out
@@ -66,7 +68,8 @@ def run(model: str, runtime: str, threads: int, messages: list[Any]) -> dict[str
     from mmrag.generate.llm import make_lm
 
     started = time.perf_counter()
-    lm = make_lm(model, runtime=runtime, threads=threads)
+    name, _, dtype = runtime.partition(":")  # "transformers:bfloat16"
+    lm = make_lm(model, runtime=name, threads=threads, dtype=dtype or "float32")
     load = time.perf_counter() - started
     first, total, rates, prompt_tokens = [], [], [], []
     lm.chat(messages[0], max_tokens=4)  # warm-up: first call allocates buffers
@@ -84,7 +87,7 @@ def run(model: str, runtime: str, threads: int, messages: list[Any]) -> dict[str
         if elapsed > (t_first or 0) and made > 1:
             rates.append((made - 1) / (elapsed - (t_first or 0)))
         prompt_tokens.append(lm.usage.prompt_tokens)
-    n_prompt = [b - a for a, b in zip([0, *prompt_tokens[:-1]], prompt_tokens)]
+    n_prompt = [b - a for a, b in zip([0, *prompt_tokens[:-1]], prompt_tokens, strict=True)]
     return {
         "model": model,
         "runtime": runtime,
@@ -96,7 +99,7 @@ def run(model: str, runtime: str, threads: int, messages: list[Any]) -> dict[str
         "seconds_p95": round(sorted(total)[int(0.95 * (len(total) - 1))], 3),
         "decode_tokens_per_s": round(statistics.median(rates), 2) if rates else None,
         "prompt_tokens_per_s": round(
-            statistics.median(n / f for n, f in zip(n_prompt, first) if f > 0), 1
+            statistics.median(n / f for n, f in zip(n_prompt, first, strict=True) if f > 0), 1
         ),
     }
 
@@ -108,7 +111,11 @@ def main() -> None:
     parser.add_argument(
         "--models",
         nargs="+",
-        default=["smollm2-135m-instruct", "qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-1.5b-instruct"],
+        default=[
+            "smollm2-135m-instruct",
+            "qwen2.5-coder-0.5b-instruct",
+            "qwen2.5-coder-1.5b-instruct",
+        ],
     )
     parser.add_argument("--runtimes", nargs="+", default=["llama-cpp", "transformers"])
     parser.add_argument("--busy", action="store_true", help="keep one core busy meanwhile")
@@ -136,7 +143,12 @@ def main() -> None:
                     try:
                         row = run(model, runtime, threads, messages)
                     except Exception as exc:  # noqa: BLE001 - a runtime that fails is a result
-                        row = {"model": model, "runtime": runtime, "threads": threads, "error": str(exc)}
+                        row = {
+                            "model": model,
+                            "runtime": runtime,
+                            "threads": threads,
+                            "error": str(exc),
+                        }
                     row["load_before"] = round(load, 2)
                     rows.append(row)
                     print(json.dumps(row), flush=True)

@@ -67,6 +67,7 @@ def make_lm(
     concurrency: int = 4,
     runtime: str | None = None,
     threads: int | None = None,
+    dtype: str = "float32",
 ) -> LanguageModel:
     """The local model (no `base_url`) or an OpenAI-compatible endpoint.
 
@@ -119,7 +120,7 @@ def make_lm(
         torch.set_num_threads(threads)
     from mmrag.models.local_lm import LocalLM
 
-    return LocalLM(model)
+    return LocalLM(model, dtype=dtype)
 
 
 class LLMGenerator(Generator):

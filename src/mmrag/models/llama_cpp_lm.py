@@ -56,8 +56,12 @@ def gguf_path(model: str) -> Path:
 
 
 def default_threads() -> int:
-    """Physical work threads: all cores this process may use."""
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+    """All cores this process may use but one. llama.cpp's threads spin while they wait
+    for each other; with every core taken, one busy core stalls them all
+    (bench/results/generators.json: Qwen2.5-1.5B decode 10.6 tok/s on one thread, 0.85
+    on two, on this 2-core machine with other work running)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    return max(1, cores - 1)
 
 
 @lru_cache(maxsize=4)
