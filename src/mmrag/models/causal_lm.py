@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mmrag.errors import ConfigError, MMRagError, ModelUnavailable
+from mmrag.errors import MMRagError, ModelUnavailable
 from mmrag.models.packaged_gguf import PACKAGED_GGUF, cache_root, gguf_file
 
 DEFAULT_LM = "smollm2-135m-instruct"
