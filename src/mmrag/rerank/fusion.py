@@ -111,10 +111,10 @@ class FusionReranker(Reranker):
 # z-score keeps it). On DL19 (43 queries, BM25 top-100) it gives nDCG@10 0.723, against
 # 0.704 for the previous default (MiniLM bi-encoder + SPLADE-tiny, equal weights); a
 # paired bootstrap puts that gap at +0.019 [-0.004, +0.044] (23 queries better, 15
-# worse), so it is not clearly better on quality, but it costs a third as much: timed
-# query by query in turn, 100 candidates took 2.5 s of CPU (5.1 s wall on a loaded
-# machine) against 8.8 s (13.5 s) for the previous default (bench/results/rerank.json,
-# "onnx"), and it runs on ONNX Runtime without torch. Adding the old members does not
+# worse), so it is not clearly better on quality, but it costs a quarter as much: timed
+# query by query in turn (load 1-3), 100 candidates took 2.5 s against 10.9 s for the
+# previous default (bench/results/rerank.json, "onnx"), and it runs on ONNX Runtime
+# without torch. Adding the old members does not
 # help: equal weights give 0.710 (cross-encoder + bi-encoder + SPLADE), and the two-fold
 # cross-validated weight search over those three gives 0.713, the best on each half
 # being the cross-encoder (almost) alone. The published figure for the fp32 model is

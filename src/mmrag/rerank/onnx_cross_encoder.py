@@ -9,8 +9,9 @@ sentence-transformers does; how many were cut is reported. The transformers-base
 One pair per ONNX call by default (`batch_size=1`): the packaged graph quantises
 activations dynamically with one scale per input tensor, so in a batch a pair's logit
 moves with its neighbours (by up to 0.84 over five DL19 queries, batches of 4), and
-batching did not save work either: CPU time for 100 pairs was 2.67 s one pair per
-call, 2.78 s four, 3.50 s sixteen (bench/results/rerank.json, "onnx").
+batching did not save work either: 100 pairs took 2.37 s one pair per call, 2.56 s
+four, 3.56 s sixteen (one thread; two threads were slower: bench/results/rerank.json,
+"onnx").
 """
 
 from __future__ import annotations
