@@ -54,7 +54,7 @@ def test_a_question_the_corpus_cannot_answer_is_not_found(pipeline: Pipeline) ->
     calls = pipeline.generator.lm.usage.calls  # type: ignore[union-attr]
     answer = pipeline.ask("What is the capital of Australia?")
     assert answer.not_found and answer.text == NOT_FOUND_TEXT
-    assert answer.citations == [] and len(answer.context) == 3  # the closest passages stay
+    assert answer.citations == [] and 1 <= len(answer.context) <= 3  # the closest passages stay
     assert pipeline.generator.lm.usage.calls == calls  # type: ignore[union-attr]
     assert answer.stages[-1].extra["refused_by"] == "relevance"
     assert answer.to_dict()["not_found"] is True

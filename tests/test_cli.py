@@ -96,7 +96,7 @@ def test_ask_answers_with_the_local_model_and_cites(store: Path) -> None:
     assert "printing press" in answer["answer"].lower()
     numbers = {p["number"] for p in answer["passages"]}
     assert all(c["number"] in numbers for c in answer["citations"])
-    assert [s["stage"] for s in answer["stages"]] == ["retrieve", "rerank", "generate"]
+    assert [s["stage"] for s in answer["stages"]] == ["retrieve", "rerank", "refine", "generate"]
 
 
 def test_info_lists_sources(store: Path) -> None:
