@@ -7,9 +7,8 @@ import time
 from pathlib import Path
 
 from rich.console import Console
-from rich.markup import escape
 
-from mmrag.generate.display import closest_passages_line, grounding_lines
+from mmrag.generate.display import print_checked
 from mmrag.index.indexer import Indexer
 from mmrag.index.store import EmbeddedStore
 from mmrag.models.text import load_text_encoder
@@ -44,18 +43,10 @@ def main() -> None:
             started = time.perf_counter()
             answer = pipeline.ask(question)
             console.print(answer.text or "(no generator: the best passages follow)", markup=False)
-            if answer.not_found:
-                console.print(f"[dim]{escape(closest_passages_line(answer))}[/dim]")
-            for line in grounding_lines(answer):
-                style = "green" if line.startswith("✓") else "yellow"
-                console.print(f"  [{style}]{escape(line)}[/{style}]")
-            for c in answer.citations:
-                how = " (citation inferred)" if c.inferred else ""
-                console.print(f"    [dim]\\[{c.number}] {escape(c.doc.citation())}{how}[/dim]")
+            print_checked(console, answer, indent="  ")
             if not answer.text:
                 for i, hit in enumerate(answer.context, 1):
-                    text = " ".join(hit.text.split())[:300]
-                    console.print(f"[{i}] {escape(text)}", markup=False)
+                    console.print(f"[{i}] {' '.join(hit.text.split())[:300]}", markup=False)
             console.print(f"[dim]{time.perf_counter() - started:.1f} s[/dim]")
     console.print(
         "\nTry the CLI on the same store:\n"

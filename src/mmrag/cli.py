@@ -12,7 +12,6 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from mmrag.errors import MMRagError
@@ -384,18 +383,11 @@ def ask(
     if as_json:
         typer.echo(json.dumps(answer.to_dict(), ensure_ascii=False))
         return
-    from mmrag.generate.display import closest_passages_line, grounding_lines
+    from mmrag.generate.display import print_checked
 
     if answer.text:
         console.print()
-    if answer.not_found:
-        console.print(f"[dim]{escape(closest_passages_line(answer))}[/dim]")
-    for line in grounding_lines(answer):
-        style = "green" if line.startswith("✓") else "yellow"
-        console.print(f"[{style}]{escape(line)}[/{style}]")
-    for c in answer.citations:
-        how = " (citation inferred)" if c.inferred else ""
-        console.print(f"[dim]\\[{c.number}] {escape(c.doc.citation())}{how}[/dim]")
+    print_checked(console, answer)
     if answer.dropped:
         console.print(f"[yellow]dropped citations naming no passage: {answer.dropped}[/yellow]")
     timings = ", ".join(f"{s.stage} {s.seconds * 1000:.0f} ms" for s in answer.stages)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from mmrag.generate.base import Answer, SentenceSupport
 
 SUPPORTED = "✓"
@@ -28,3 +30,18 @@ def closest_passages_line(answer: Answer) -> str:
     """For a not-found answer: where the nearest material is, so the reader can look."""
     names = [f"[{i}] {h.doc.citation()}" for i, h in enumerate(answer.context[:3], 1)]
     return "Closest passages: " + "; ".join(names) if names else ""
+
+
+def print_checked(console: Any, answer: Answer, indent: str = "") -> None:
+    """What follows an answer on a rich console: where the nearest material is (not
+    found), each sentence's check, then the cited sources."""
+    from rich.markup import escape
+
+    if answer.not_found:
+        console.print(f"[dim]{escape(closest_passages_line(answer))}[/dim]")
+    for line in grounding_lines(answer):
+        style = "green" if line.startswith(SUPPORTED) else "yellow"
+        console.print(f"{indent}[{style}]{escape(line)}[/{style}]")
+    for c in answer.citations:
+        how = " (citation inferred)" if c.inferred else ""
+        console.print(f"{indent}[dim]\\[{c.number}] {escape(c.doc.citation())}{how}[/dim]")

@@ -18,11 +18,10 @@ from typing import Any
 
 from mmrag.errors import ConfigError, MissingDependency, ModelError, ModelUnavailable
 from mmrag.models.lm import Completion, LanguageModel, Message, Usage
-from mmrag.models.local_lm import text_messages
+from mmrag.models.local_lm import fit_window, text_messages
 from mmrag.models.packaged_gguf import PACKAGED_GGUF, gguf_file
 
 DEFAULT_CONTEXT = 4096
-_HEAD_TOKENS = 96  # kept from the start of an over-long prompt (system prompt, instruction)
 
 
 def llama_cpp_available() -> bool:
@@ -125,14 +124,7 @@ class LlamaCppLM(LanguageModel):
         ids: list[int] = self._llm.tokenize(
             rendered.prompt.encode("utf-8"), add_bos=False, special=True
         )
-        room = self.window - reserve
-        if room <= _HEAD_TOKENS * 2:
-            raise ConfigError(
-                f"max_tokens={reserve} leaves no room for a prompt in a {self.window}-token window"
-            )
-        if len(ids) > room:
-            ids = ids[:_HEAD_TOKENS] + ids[len(ids) - (room - _HEAD_TOKENS) :]
-        return ids
+        return fit_window(ids, self.window, reserve)
 
     def _record(self, prompt_tokens: int, completion_tokens: int) -> None:
         self.usage.add(Completion("", prompt_tokens, completion_tokens))

@@ -34,6 +34,18 @@ def text_messages(messages: Sequence[Message]) -> list[dict[str, str]]:
     return out
 
 
+def fit_window(ids: list[int], window: int, reserve: int) -> list[int]:
+    """Prompt ids cut in the middle to leave `reserve` tokens of `window` for the reply."""
+    room = window - reserve
+    if room <= _HEAD_TOKENS * 2:
+        raise ConfigError(
+            f"max_tokens={reserve} leaves no room for a prompt in a {window}-token window"
+        )
+    if len(ids) > room:
+        ids = ids[:_HEAD_TOKENS] + ids[len(ids) - (room - _HEAD_TOKENS) :]
+    return ids
+
+
 class LocalLM(LanguageModel):
     """A causal LM in this process. Thread-safe; `usage` counts every call."""
 
@@ -74,14 +86,7 @@ class LocalLM(LanguageModel):
         else:  # a base model without a template: plain turns
             text = "".join(f"{m['role']}: {m['content']}\n" for m in msgs) + "assistant: "
         ids: list[int] = tok(text, add_special_tokens=False)["input_ids"]
-        room = self.window - reserve
-        if room <= _HEAD_TOKENS * 2:
-            raise ConfigError(
-                f"max_tokens={reserve} leaves no room for a prompt in a {self.window}-token window"
-            )
-        if len(ids) > room:
-            ids = ids[:_HEAD_TOKENS] + ids[len(ids) - (room - _HEAD_TOKENS) :]
-        return ids
+        return fit_window(ids, self.window, reserve)
 
     def _record(self, prompt_tokens: int, completion_tokens: int) -> None:
         with self._lock:
