@@ -148,7 +148,12 @@ def index(
         typer.Option(help="Ray cluster address (auto, ray://host:10001); default: a local Ray."),
     ] = None,
     workers: Annotated[
-        int, typer.Option(min=1, help="Ray embedding workers; each loads the models once.")
+        int,
+        typer.Option(
+            min=1,
+            help="Embedding workers: threads sharing each batch (one core each), or Ray "
+            "workers with --engine ray (each loads the models once).",
+        ),
     ] = 2,
 ) -> None:
     """Index files and folders: text, Markdown, HTML, PDF, JSONL, images, audio, video.
@@ -189,6 +194,12 @@ def index(
             enc = None
             if dense:
                 enc = load_text_encoder(encoder, **({"model": model} if model else {}))
+                if encoder == "sentence-transformers" and workers > 1:
+                    import torch
+
+                    # one torch thread per worker: two workers of one thread beat one of
+                    # two on SciFact (docs/performance.md, "Indexing throughput")
+                    torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
             chosen = _image_encoder_choice(st, paths, image_encoder)
             embedders = setup_image_indexing(
                 # page vectors live in an embedded store's folder; a server store has none
@@ -214,6 +225,7 @@ def index(
                 embedders=embedders,
                 chunk_tokens=chunk_tokens,
                 overlap=overlap,
+                encode_workers=workers,
                 progress=_interactive(),
             )
             report = indexer.index_paths(paths, prune=prune)

@@ -49,3 +49,21 @@ class Batch:
 
     def __len__(self) -> int:
         return len(self.docs)
+
+
+@dataclass(slots=True)
+class PreparedSource:
+    """One source ready to embed and write: its chunks, their analysed tokens, its size.
+
+    `tokens` is empty when the store analyses text itself. `nbytes` is the UTF-8 size of
+    the chunks' text: what prefetching and commit batches are bounded by.
+    """
+
+    info: SourceInfo
+    docs: list[Document]
+    tokens: list[list[str]] = field(default_factory=list)
+    nbytes: int = 0
+
+
+def text_bytes(docs: list[Document]) -> int:
+    return sum(len(d.text.encode("utf-8")) for d in docs)

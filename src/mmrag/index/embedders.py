@@ -19,6 +19,9 @@ from mmrag.types import Document
 class FieldEmbedder(ABC):
     field: str
     dim: int
+    # Whether embed() may run in several threads at once, on disjoint documents, and
+    # gains from it; the indexer then splits a batch across its encode workers.
+    concurrent: bool = False
 
     @abstractmethod
     def info(self) -> dict[str, Any]:
@@ -30,6 +33,19 @@ class FieldEmbedder(ABC):
     @abstractmethod
     def embed(self, docs: Sequence[Document]) -> np.ndarray: ...
 
+    def warm_up(self, doc: Document) -> None:
+        """Called once, in one thread, before embed() runs concurrently."""
+        self.embed([doc])
+
+
+# Text encoder kinds (registry names) whose encode() may run in several threads at once.
+# An ONNX Runtime session may be run concurrently and releases the GIL while it runs; with
+# one intra-op thread per call, two calls use two cores (the tokenizer is set up once, at
+# load). torch releases the GIL in its kernels too; sentence-transformers re-applies its
+# truncation and padding to the shared Rust tokenizer only when they differ from the last
+# call's, so after one call in a single thread (`warm_up`) concurrent calls are safe.
+CONCURRENT_TEXT_ENCODERS = frozenset({"onnx", "sentence-transformers"})
+
 
 class TextFieldEmbedder(FieldEmbedder):
     """Embeds every document that has text (chunks, captions, transcripts, OCR) in text space."""
@@ -38,6 +54,7 @@ class TextFieldEmbedder(FieldEmbedder):
         self.encoder = encoder
         self.field = field
         self.dim = encoder.dim
+        self.concurrent = encoder.kind in CONCURRENT_TEXT_ENCODERS
 
     def info(self) -> dict[str, Any]:
         return self.encoder.info()
