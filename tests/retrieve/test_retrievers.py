@@ -13,8 +13,9 @@ from mmrag.eval.runner import Corpus, cached_store, run_queries
 from mmrag.index.indexer import Indexer
 from mmrag.index.store import EmbeddedStore
 from mmrag.models.text import load_text_encoder
-from mmrag.retrieve import RETRIEVERS
+from mmrag.retrieve import RETRIEVERS, Retriever
 from mmrag.retrieve.fusion import rrf
+from mmrag.retrieve.hybrid import HybridRetriever
 from mmrag.types import Query
 
 N_QUERIES = 60
@@ -112,3 +113,41 @@ def test_chinese_questions_find_their_paragraph(tmp_path: Path, data_dir: Path) 
         run, _ = run_queries(RETRIEVERS.create("bm25", store=st), squad.questions, 10, show=False)
     mrr = evaluate(squad.qrels, run, ["mrr@10"])["mrr@10"]
     assert mrr > 0.7, mrr  # without segmentation almost nothing would match
+
+
+class _ByDocuments(Retriever):
+    """A member seen only through `retrieve_many`, so the hybrid fuses loaded hits (the
+    path every member took before fusion moved to row keys)."""
+
+    def __init__(self, inner: Retriever) -> None:
+        self.inner, self.name = inner, inner.name
+
+    def retrieve_many(self, queries, k=10):
+        return self.inner.retrieve_many(queries, k)
+
+
+# Equal RRF weights make ties (rank r in one list only, in either list), which fusion
+# must break by document id in both paths.
+@pytest.mark.parametrize(("fusion", "weights"), [("rrf", [1.0, 1.0]), ("weighted", [1.0, 0.7])])
+def test_fusing_row_keys_ranks_exactly_as_fusing_documents(
+    store: EmbeddedStore, scifact_subset, fusion: str, weights: list[float]
+) -> None:
+    _, queries, _ = scifact_subset
+    members = [RETRIEVERS.create("bm25", store=store), RETRIEVERS.create("dense", store=store)]
+    by_keys = HybridRetriever(store, members, fusion=fusion, weights=weights)
+    by_docs = HybridRetriever(
+        store, [_ByDocuments(m) for m in members], fusion=fusion, weights=weights
+    )
+    some = [Query(t) for t in list(queries.values())[:30]]
+    some.append(
+        Query(some[0].text, filters={"source_id": {"$in": sorted(store.source_hashes())[:50]}})
+    )
+    for k in (1, 10, 150):
+        for a, b in zip(
+            by_keys.retrieve_many(some, k), by_docs.retrieve_many(some, k), strict=True
+        ):
+            assert [h.doc.id for h in a.hits] == [h.doc.id for h in b.hits]
+            assert [h.score for h in a.hits] == [h.score for h in b.hits]
+            assert [h.scores for h in a.hits] == [h.scores for h in b.hits]
+            assert [h.doc for h in a.hits] == [h.doc for h in b.hits]
+            assert len(a.hits) == min(k, len(b.hits)) and a.hits

@@ -7,7 +7,8 @@ the embedded store to a server keeps code, config and data model.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,24 @@ from mmrag.index.bm25 import BM25Params
 from mmrag.types import Document
 
 Scored = list[tuple[Document, float]]  # best first
+
+
+@dataclass(slots=True)
+class Candidates:
+    """One query's candidates before their documents are loaded, best first.
+
+    `keys` name documents inside the store that found them (row ids in the embedded
+    store), so fusion and filtering need no document text; `docs` holds documents a
+    backend returned with its search anyway (key -> document), saving a second fetch.
+    """
+
+    keys: list[Hashable]
+    scores: list[float]
+    docs: dict[Hashable, Document] | None = None
+
+    @classmethod
+    def of(cls, scored: Scored) -> Candidates:
+        return cls([d.id for d, _ in scored], [s for _, s in scored], {d.id: d for d, _ in scored})
 
 
 def field_exists(
@@ -109,3 +128,33 @@ class Store(ABC):
         filters: dict[str, Any] | None = None,
     ) -> list[Scored]:
         """Nearest neighbours in a vector field (inner product on normalised vectors)."""
+
+    # ---- candidates: search without loading documents ------------------------------
+    # A backend that can search by internal keys overrides these four; the defaults
+    # serve any backend through the searches above, keyed by document id.
+
+    def sparse_candidates(
+        self,
+        queries: Sequence[str],
+        k: int,
+        params: BM25Params,
+        filters: dict[str, Any] | None = None,
+    ) -> list[Candidates]:
+        return [Candidates.of(s) for s in self.search_sparse(queries, k, params, filters)]
+
+    def dense_candidates(
+        self,
+        field: str,
+        vectors: np.ndarray,
+        k: int,
+        filters: dict[str, Any] | None = None,
+    ) -> list[Candidates]:
+        return [Candidates.of(s) for s in self.search_dense(field, vectors, k, filters)]
+
+    def candidate_ids(self, keys: Sequence[Hashable]) -> dict[Hashable, str]:
+        """Document id per key: the tie-break of fusion, the same in every backend."""
+        return {key: str(key) for key in keys}
+
+    def candidate_documents(self, keys: Sequence[Hashable]) -> dict[Hashable, Document]:
+        """Documents per key; keys whose document is gone are missing."""
+        return {d.id: d for d in self.get([str(key) for key in keys])}

@@ -14,7 +14,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ import numpy as np
 
 from mmrag.errors import StoreError
 from mmrag.index.analyzer import Analyzer
-from mmrag.index.base import Scored, Store, field_exists
+from mmrag.index.base import Candidates, Scored, Store, field_exists
 from mmrag.index.batch import Batch, FieldVectors, SourceInfo
 from mmrag.index.bm25 import BM25Params
 from mmrag.index.dense import DenseIndex
@@ -461,9 +461,7 @@ class EmbeddedStore(Store):
         params: BM25Params,
         filters: dict[str, Any] | None = None,
     ) -> list[Scored]:
-        allowed = self.filter_rows(filters)
-        tokens = [self.analyzer.tokens(q) for q in queries]
-        return [self._scored(r, s) for r, s in self.sparse.search_many(tokens, k, params, allowed)]
+        return [self._scored(c) for c in self.sparse_candidates(queries, k, params, filters)]
 
     def search_dense(
         self,
@@ -472,22 +470,65 @@ class EmbeddedStore(Store):
         k: int,
         filters: dict[str, Any] | None = None,
     ) -> list[Scored]:
+        return [self._scored(c) for c in self.dense_candidates(field, vectors, k, filters)]
+
+    def sparse_candidates(
+        self,
+        queries: Sequence[str],
+        k: int,
+        params: BM25Params,
+        filters: dict[str, Any] | None = None,
+    ) -> list[Candidates]:
+        allowed = self.filter_rows(filters)
+        tokens = [self.analyzer.tokens(q) for q in queries]
+        return [_candidates(r, s) for r, s in self.sparse.search_many(tokens, k, params, allowed)]
+
+    def dense_candidates(
+        self,
+        field: str,
+        vectors: np.ndarray,
+        k: int,
+        filters: dict[str, Any] | None = None,
+    ) -> list[Candidates]:
         if field not in self.dense:
             raise StoreError(
                 f"store {self.path} has no vector field {field!r} (index with it first)"
             )
         allowed = self.filter_rows(filters)
         rows, scores = self.dense[field].search(np.asarray(vectors, dtype=np.float32), k, allowed)
-        return [self._scored(r, s) for r, s in zip(rows, scores, strict=True)]
+        return [_candidates(r, s) for r, s in zip(rows, scores, strict=True)]
 
-    def _scored(self, rows: np.ndarray, scores: np.ndarray) -> Scored:
-        """Rows to documents; padding (-1) and rows deleted meanwhile are dropped."""
-        keep = rows >= 0
-        rows_list, scores_list = rows[keep].tolist(), scores[keep].tolist()
-        docs = self.documents_by_row(rows_list)
-        return [
-            (docs[r], float(s)) for r, s in zip(rows_list, scores_list, strict=True) if r in docs
-        ]
+    def candidate_ids(self, keys: Sequence[Hashable]) -> dict[Hashable, str]:
+        found: dict[Hashable, str] = {}
+        for part in _chunks(list(keys)):
+            marks = ",".join("?" * len(part))
+            found.update(
+                self.db.execute(
+                    f"SELECT row, id FROM chunks WHERE row IN ({marks})",
+                    tuple(_rows(part)),
+                ).fetchall()
+            )
+        return found
+
+    def candidate_documents(self, keys: Sequence[Hashable]) -> dict[Hashable, Document]:
+        return dict(self.documents_by_row(_rows(keys)))
+
+    def _scored(self, found: Candidates) -> Scored:
+        """Rows to documents; rows deleted meanwhile are dropped."""
+        rows = _rows(found.keys)
+        docs = self.documents_by_row(rows)
+        return [(docs[r], s) for r, s in zip(rows, found.scores, strict=True) if r in docs]
+
+
+def _rows(keys: Sequence[Hashable]) -> list[int]:
+    """Candidate keys of this store are row ids."""
+    return [int(k) for k in keys]  # type: ignore[call-overload]
+
+
+def _candidates(rows: np.ndarray, scores: np.ndarray) -> Candidates:
+    """Search output as candidates; the padding (-1) of a short result is dropped."""
+    keep = rows >= 0
+    return Candidates(rows[keep].tolist(), scores[keep].tolist())
 
 
 def default_store_path() -> Path:

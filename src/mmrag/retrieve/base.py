@@ -5,8 +5,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
-from mmrag.index.base import Scored
-from mmrag.types import Hit, Query, Ranked, StageReport
+from mmrag.index.base import Candidates, Scored, Store
+from mmrag.types import Hit, Query, Ranked, StageReport, timed
 
 
 class Retriever(ABC):
@@ -19,6 +19,36 @@ class Retriever(ABC):
 
     @abstractmethod
     def retrieve_many(self, queries: Sequence[Query | str], k: int = 10) -> list[Ranked]: ...
+
+
+Found = tuple[Candidates, StageReport]  # one query's candidates and what finding them cost
+
+
+class CandidateRetriever(Retriever):
+    """A retriever over one store's own indexes that can answer with store keys first.
+
+    Fusion needs only keys and scores, so a hybrid of these loads documents for its
+    final hits alone instead of for every member's `depth` candidates.
+    """
+
+    store: Store
+
+    @abstractmethod
+    def candidates_many(self, queries: Sequence[Query], k: int) -> list[Found]: ...
+
+    def retrieve_many(self, queries: Sequence[Query | str], k: int = 10) -> list[Ranked]:
+        qs = [as_query(q) for q in queries]
+        out = []
+        for q, (found, report) in zip(qs, self.candidates_many(qs, k), strict=True):
+            with timed(report):
+                docs = found.docs or self.store.candidate_documents(found.keys)
+                scored = [
+                    (docs[key], s)
+                    for key, s in zip(found.keys, found.scores, strict=True)
+                    if key in docs
+                ]
+            out.append(to_ranked(q, scored, report))
+        return out
 
 
 def as_query(query: Query | str) -> Query:

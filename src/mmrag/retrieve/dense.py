@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from mmrag.errors import StoreError
 from mmrag.index.base import Store
 from mmrag.models.text import TextEncoder, load_text_encoder
-from mmrag.retrieve.base import Retriever, as_query, to_ranked
-from mmrag.types import Query, Ranked, StageReport, timed
+from mmrag.retrieve.base import CandidateRetriever, Found
+from mmrag.types import Query, StageReport, timed
 
 
 def encoder_for_field(store: Store, field: str) -> TextEncoder:
@@ -20,7 +20,7 @@ def encoder_for_field(store: Store, field: str) -> TextEncoder:
     return load_text_encoder(kind, model=info["model"])
 
 
-class DenseRetriever(Retriever):
+class DenseRetriever(CandidateRetriever):
     name = "dense"
 
     def __init__(
@@ -30,16 +30,15 @@ class DenseRetriever(Retriever):
         self.field = field
         self.encoder = encoder or encoder_for_field(store, field)
 
-    def retrieve_many(self, queries: Sequence[Query | str], k: int = 10) -> list[Ranked]:
-        qs = [as_query(q) for q in queries]
+    def candidates_many(self, queries: Sequence[Query], k: int) -> list[Found]:
         encode = StageReport(stage="retrieve", name="encode")
         with timed(encode):
-            vectors = self.encoder.encode_queries([q.text for q in qs])
-        share = encode.seconds / max(len(qs), 1)
+            vectors = self.encoder.encode_queries([q.text for q in queries])
+        share = encode.seconds / max(len(queries), 1)
         out = []
-        for q, vec in zip(qs, vectors, strict=True):
+        for q, vec in zip(queries, vectors, strict=True):
             report = StageReport(stage="retrieve", name=self.name, seconds=share)
             with timed(report):
-                (scored,) = self.store.search_dense(self.field, vec[None, :], k, q.filters)
-                out.append(to_ranked(q, scored, report))
+                (found,) = self.store.dense_candidates(self.field, vec[None, :], k, q.filters)
+            out.append((found, report))
         return out

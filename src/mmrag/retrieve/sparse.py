@@ -6,11 +6,11 @@ from collections.abc import Sequence
 
 from mmrag.index.base import Store
 from mmrag.index.bm25 import BM25Params
-from mmrag.retrieve.base import Retriever, as_query, to_ranked
-from mmrag.types import Query, Ranked, StageReport, timed
+from mmrag.retrieve.base import CandidateRetriever, Found
+from mmrag.types import Query, StageReport, timed
 
 
-class BM25Retriever(Retriever):
+class BM25Retriever(CandidateRetriever):
     """BM25 with the Lucene variant by default; `method` picks another variant."""
 
     name = "bm25"
@@ -26,13 +26,13 @@ class BM25Retriever(Retriever):
         self.store = store
         self.params = BM25Params(method=method, k1=k1, b=b, delta=delta)
 
-    def retrieve_many(self, queries: Sequence[Query | str], k: int = 10) -> list[Ranked]:
+    def candidates_many(self, queries: Sequence[Query], k: int) -> list[Found]:
         out = []
-        for q in map(as_query, queries):
+        for q in queries:
             report = StageReport(stage="retrieve", name=self.name)
             with timed(report):
-                (scored,) = self.store.search_sparse([q.text], k, self.params, q.filters)
-                out.append(to_ranked(q, scored, report))
+                (found,) = self.store.sparse_candidates([q.text], k, self.params, q.filters)
+            out.append((found, report))
         return out
 
 
