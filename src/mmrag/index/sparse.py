@@ -45,7 +45,11 @@ from mmrag.index.bm25 import (
     query_weights,
 )
 
-FORMAT_VERSION = 1
+# 2 adds the term-major segments (and lengths, df), so that opening needs no sort; 1 is
+# still read. At a million chunks, rebuilding segments on load took most of a minute.
+FORMAT_VERSION = 2
+_READABLE = (1, 2)
+_SEGMENT_ARRAYS = ("terms", "start", "end", "pos", "tf")
 _TAIL_DOCS = 1 << 16  # segment the tail once it holds this many documents ...
 _TAIL_POSTINGS = 1 << 22  # ... or this many postings, even if nobody searches
 
@@ -83,6 +87,14 @@ class _Buffer:
         self.data = np.empty(max(16, len(values)), dtype=dtype)
         self.data[: len(values)] = values
         self.size = len(values)
+
+    @classmethod
+    def adopt(cls, dtype: Any, values: np.ndarray) -> _Buffer:
+        """A buffer over `values` itself when its dtype fits: loading need not copy."""
+        buf = cls.__new__(cls)
+        buf.data = np.ascontiguousarray(values, dtype=dtype)
+        buf.size = len(buf.data)
+        return buf
 
     @property
     def view(self) -> np.ndarray:
@@ -153,6 +165,77 @@ class _Segments:
         self.pos.truncate(self.post_off[-1])
         self.tf.truncate(self.post_off[-1])
 
+    def compacted(self, alive: np.ndarray, live: np.ndarray, term_remap: np.ndarray) -> _Segments:
+        """The same segments without dead positions, renumbered as compaction renumbers.
+
+        Filtering keeps the postings term-major and in position order (both renumberings
+        are monotone), so no sort is needed; a document stays in its segment, so every
+        score is added up in the same order as before.
+        """
+        out = _Segments()
+        n_seg = len(self)
+        if not n_seg:
+            return out
+        pos = self.pos.view
+        keep = alive[pos]
+        new_position = (np.cumsum(alive) - 1).astype(np.int32)
+        entries = self.end.view - self.start.view
+        term = np.repeat(self.terms.view.astype(np.int32), entries)[keep]
+        seg = np.repeat(np.arange(n_seg, dtype=np.int32), np.diff(self.post_off))[keep]
+        pos, tf, term = new_position[pos[keep]], self.tf.view[keep], term_remap[term]
+        if len(pos):
+            change = np.flatnonzero((np.diff(seg) != 0) | (np.diff(term) != 0)) + 1
+            starts = np.concatenate([np.zeros(1, np.int64), change])
+        else:
+            starts = np.empty(0, np.int64)
+        out.terms = _Buffer.adopt(np.int64, term[starts])
+        out.start = _Buffer.adopt(np.int64, starts)
+        out.end = _Buffer.adopt(np.int64, np.append(starts[1:], len(pos)))
+        out.pos = _Buffer.adopt(np.int32, pos)
+        out.tf = _Buffer.adopt(np.float32, tf)
+        out.term_off = [0, *np.cumsum(np.bincount(seg[starts], minlength=n_seg)).tolist()]
+        out.post_off = [0, *np.cumsum(np.bincount(seg, minlength=n_seg)).tolist()]
+        out.lo = np.searchsorted(live, self.lo).tolist()
+        out.hi = np.searchsorted(live, self.hi).tolist()
+        return out
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """What `save` writes: the flat buffers and the segment table."""
+        table = np.array([self.lo, self.hi, self.term_off[1:], self.post_off[1:]], np.int64)
+        out = {f"seg_{name}": getattr(self, name).view for name in _SEGMENT_ARRAYS}
+        return out | {"seg_table": table.reshape(4, len(self))}
+
+    @classmethod
+    def from_arrays(cls, a: dict[str, np.ndarray], n_docs: int, n_terms: int) -> _Segments:
+        """Segments read back by `load`; ValueError if they do not fit together."""
+        out = cls()
+        lo, hi, term_end, post_end = (row.tolist() for row in a["seg_table"])
+        out.lo, out.hi = lo, hi
+        out.term_off, out.post_off = [0, *term_end], [0, *post_end]
+        dtypes = (np.int64, np.int64, np.int64, np.int32, np.float32)
+        for name, dtype in zip(_SEGMENT_ARRAYS, dtypes, strict=True):
+            setattr(out, name, _Buffer.adopt(dtype, a[f"seg_{name}"]))
+        terms, start, end, pos = out.terms.view, out.start.view, out.end.view, out.pos.view
+        # Segments are ordered and disjoint; positions of empty documents may lie between.
+        edges = np.asarray([lo, hi]).T.reshape(-1)
+        if (
+            np.any(np.diff(edges) < 0)
+            or (len(hi) and (lo[0] < 0 or hi[-1] > n_docs))
+            or np.any(np.diff(out.term_off) < 0)
+            or np.any(np.diff(out.post_off) < 0)
+            or out.term_off[-1] != len(terms)
+            or out.post_off[-1] != len(pos)
+            or len(start) != len(terms)
+            or len(end) != len(terms)
+            or len(out.tf.view) != len(pos)
+            or (len(terms) and (terms.min() < 0 or terms.max() >= n_terms))
+            or np.any(start[1:] != end[:-1])
+            or (len(start) and (start[0] != 0 or end[-1] != len(pos)))
+            or (len(pos) and (pos.min() < 0 or pos.max() >= n_docs))
+        ):
+            raise ValueError("inconsistent segments")
+        return out
+
     def gather(
         self, ids: np.ndarray, weights: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -197,17 +280,26 @@ class SparseIndex:
         )
 
     def _reset_docs(
-        self, rows: np.ndarray, ptr: np.ndarray, terms: np.ndarray, tf: np.ndarray
+        self,
+        rows: np.ndarray,
+        ptr: np.ndarray,
+        terms: np.ndarray,
+        tf: np.ndarray,
+        lengths: np.ndarray | None = None,
     ) -> None:
-        """(Re)start from live documents only: used on creation, load and compaction."""
-        doc = np.repeat(np.arange(len(rows)), np.diff(ptr))
-        lengths = np.bincount(doc, weights=tf, minlength=len(rows)).astype(np.int64)
-        self._rows = _Buffer(np.int64, rows)
-        self._lengths = _Buffer(np.int64, lengths)
+        """(Re)start from live documents only: used on creation, load and compaction.
+
+        The arrays are taken over, not copied: callers pass arrays of their own.
+        """
+        if lengths is None:
+            doc = np.repeat(np.arange(len(rows)), np.diff(ptr))
+            lengths = np.bincount(doc, weights=tf, minlength=len(rows)).astype(np.int64)
+        self._rows = _Buffer.adopt(np.int64, rows)
+        self._lengths = _Buffer.adopt(np.int64, lengths)
         self._alive = _Buffer(np.bool_, np.ones(len(rows), dtype=bool))
-        self._ptr = _Buffer(np.int64, ptr)
-        self._post_terms = _Buffer(np.int32, terms)
-        self._post_tf = _Buffer(np.int32, tf)
+        self._ptr = _Buffer.adopt(np.int64, ptr)
+        self._post_terms = _Buffer.adopt(np.int32, terms)
+        self._post_tf = _Buffer.adopt(np.int32, tf)
         self._n_live = len(rows)
         self._n_dead = 0
         self._total_len = int(lengths.sum())
@@ -219,6 +311,17 @@ class SparseIndex:
         self._generation = 0
         self._cache: dict[Any, Any] = {}
         self._cache_generation = -1
+        self._scratch: tuple[np.ndarray, ...] = ()  # the kernel's per-document work arrays
+
+    def _install_segments(self, segs: _Segments, indexed: int) -> None:
+        """Take over segments covering positions below `indexed`; the rest is the tail."""
+        self._segs = segs
+        self._indexed = indexed
+        rows = self._rows.view
+        order = np.argsort(rows[:indexed], kind="stable")
+        self._index_rows, self._index_pos = rows[:indexed][order], order.astype(np.int64)
+        tail = range(indexed, self._rows.size)
+        self._recent = dict(zip(rows[indexed:].tolist(), tail, strict=True))
 
     # --- size and rows -----------------------------------------------------------------
 
@@ -385,6 +488,8 @@ class SparseIndex:
         df = self._df.view
         used = df > 0
         remap = (np.cumsum(used) - 1).astype(np.int32)
+        segs = self._segs.compacted(self._alive.view, live, remap)
+        indexed = int(np.searchsorted(live, self._indexed))
         self._terms = [t for t, u in zip(self._terms, used.tolist(), strict=True) if u]
         self._vocab = {t: i for i, t in enumerate(self._terms)}
         self._df = _Buffer(np.int64, df[used])
@@ -393,7 +498,9 @@ class SparseIndex:
             ptr=new_ptr,
             terms=remap[self._post_terms.view[idx]],
             tf=self._post_tf.view[idx].copy(),
+            lengths=self._lengths.view[live].copy(),
         )
+        self._install_segments(segs, indexed)
 
     # --- search ------------------------------------------------------------------------
 
@@ -446,7 +553,7 @@ class SparseIndex:
                     segs.start.view, segs.end.view, segs.pos.view, segs.tf.view, norm,
                     np.empty(0, dtype=bool) if mask is None else mask, self._rows.view, k,
                     _TF_CODES[params.variant.tf], params.k1, params.delta,
-                    params.variant.absent(params),
+                    params.variant.absent(params), *self._kernel_scratch(len(norm)),
                 )  # fmt: skip
             except Exception as exc:  # numba compiles on first call; it is only a speed-up
                 if KERNEL != "auto":
@@ -468,6 +575,20 @@ class SparseIndex:
             )
             for i in range(n_q)
         ]
+
+    def _kernel_scratch(self, n: int) -> tuple[np.ndarray, ...]:
+        """Per-document work arrays, kept between calls: the kernel leaves them cleared.
+
+        Allocating and zeroing them per call cost more than the search itself for one
+        query over a million documents (17 MB each time).
+        """
+        if not self._scratch or len(self._scratch[0]) != n:
+            self._scratch = (
+                np.zeros(n, dtype=np.float64),
+                np.zeros(n, dtype=np.bool_),
+                np.empty(n, dtype=np.int64),
+            )
+        return self._scratch
 
     def _search_one(
         self,
@@ -569,6 +690,7 @@ class SparseIndex:
         path = Path(path)
         if self._n_dead:
             self._compact()
+        self._flush()  # every position in a segment, so loading has nothing to sort
         encoded = [t.encode("utf-8", "surrogatepass") for t in self._terms]
         vocab_ptr = np.zeros(len(encoded) + 1, dtype=np.int64)
         np.cumsum([len(e) for e in encoded], out=vocab_ptr[1:])
@@ -580,7 +702,9 @@ class SparseIndex:
             "tf": self._post_tf.view,
             "vocab": np.frombuffer(b"".join(encoded), dtype=np.uint8),
             "vocab_ptr": vocab_ptr,
-        }
+            "lengths": self._lengths.view,
+            "df": self._df.view,
+        } | self._segs.arrays()
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
@@ -611,8 +735,8 @@ class SparseIndex:
     @classmethod
     def _from_arrays(cls, a: dict[str, np.ndarray]) -> SparseIndex:
         version = int(a["format"][0])
-        if version != FORMAT_VERSION:
-            raise ValueError(f"format {version}, expected {FORMAT_VERSION}")
+        if version not in _READABLE:
+            raise ValueError(f"format {version}, this mmrag reads {_READABLE}")
         rows, ptr, terms, tf = a["rows"], a["ptr"], a["terms"], a["tf"]
         blob, vocab_ptr = a["vocab"].tobytes(), a["vocab_ptr"]
         n_terms = len(vocab_ptr) - 1
@@ -637,14 +761,19 @@ class SparseIndex:
         index._vocab = {t: i for i, t in enumerate(index._terms)}
         if len(index._vocab) != n_terms:
             raise ValueError("duplicate terms in the vocabulary")
-        index._df = _Buffer(np.int64, np.bincount(terms, minlength=n_terms))
-        index._reset_docs(
-            rows=rows.astype(np.int64),
-            ptr=ptr.astype(np.int64),
-            terms=terms.astype(np.int32),
-            tf=tf.astype(np.int32),
-        )
-        index._flush()
+        if version == 1:
+            index._df = _Buffer(np.int64, np.bincount(terms, minlength=n_terms))
+            index._reset_docs(rows=rows, ptr=ptr, terms=terms, tf=tf)
+            index._flush()
+            return index
+        lengths, df = a["lengths"], a["df"]
+        if len(lengths) != len(rows) or not np.array_equal(
+            df, np.bincount(terms, minlength=n_terms)
+        ):
+            raise ValueError("lengths or df do not match the postings")
+        index._df = _Buffer.adopt(np.int64, df)
+        index._reset_docs(rows=rows, ptr=ptr, terms=terms, tf=tf, lengths=lengths)
+        index._install_segments(_Segments.from_arrays(a, len(rows), n_terms), len(rows))
         return index
 
 
@@ -797,17 +926,16 @@ def _compile(numba: Any) -> Callable[..., Any]:
     @numba.njit
     def search_batch(  # type: ignore[no-untyped-def]
         q_ids, q_w, q_bounds, q_const, term_off, terms, start, end, pos, tf, norm, mask, rows,
-        k, code, k1, delta, absent,
+        k, code, k1, delta, absent, acc, seen, touched,
     ):  # fmt: skip
+        # acc, seen, touched: per-document scratch, all-zero / all-False on entry, and
+        # left so after each query (only the entries a query touched are reset).
         n_q = len(q_bounds) - 1
         n = len(norm)
         n_seg = len(term_off) - 1
         out_pos = np.zeros((n_q, k), dtype=np.int64)
         out_score = np.zeros((n_q, k), dtype=np.float64)
         out_n = np.zeros(n_q, dtype=np.int64)
-        acc = np.zeros(n, dtype=np.float64)  # scratch, left all-zero after each query
-        seen = np.zeros(n, dtype=np.bool_)
-        touched = np.empty(n, dtype=np.int64)
         found = np.empty(len(q_ids) * n_seg, dtype=np.int64)
         found_w = np.empty(len(q_ids) * n_seg, dtype=np.float64)
         heap_s = np.empty(k, dtype=np.float64)
