@@ -181,3 +181,19 @@ def test_use_vector_does_not_depend_on_batch(use: TextEncoder, scifact) -> None:
     together = use.encode(texts, batch_size=9)
     alone = np.vstack([use.encode([t]) for t in texts])
     np.testing.assert_allclose(together, alone, atol=1e-6)
+
+
+def test_query_threads_leave_vectors_unchanged_and_bad_counts_are_refused() -> None:
+    import torch
+
+    one = load_text_encoder("sentence-transformers", query_threads=1)
+    two = load_text_encoder("sentence-transformers", query_threads=2, threads=1)
+    texts = ["Gutenberg printed with movable metal type.", "BM25 ranks by term frequency."]
+    a, b = one.encode_queries(texts), two.encode_queries(texts)
+    assert torch.get_num_threads() == 2  # the last call's count, set for it
+    assert np.allclose(a, b, atol=1e-5)
+    docs = two.encode(texts)
+    assert torch.get_num_threads() == 1 and np.allclose(docs, a, atol=1e-2)
+    for bad in (0, -1, 1.5):
+        with pytest.raises(ConfigError, match="threads"):
+            load_text_encoder("sentence-transformers", query_threads=bad)
