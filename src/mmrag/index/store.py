@@ -29,6 +29,7 @@ from mmrag.index.bm25 import BM25Params
 from mmrag.index.dense import DenseIndex
 from mmrag.index.filters import to_sql
 from mmrag.index.sparse import SparseIndex
+from mmrag.threads import QUERY_BLAS_THREADS, blas_threads
 from mmrag.types import Document, Modality, Span
 
 __all__ = ["Batch", "EmbeddedStore", "FieldVectors", "SourceInfo", "default_store_path"]
@@ -495,7 +496,10 @@ class EmbeddedStore(Store):
                 f"store {self.path} has no vector field {field!r} (index with it first)"
             )
         allowed = self.filter_rows(filters)
-        rows, scores = self.dense[field].search(np.asarray(vectors, dtype=np.float32), k, allowed)
+        with blas_threads(QUERY_BLAS_THREADS):
+            rows, scores = self.dense[field].search(
+                np.asarray(vectors, dtype=np.float32), k, allowed
+            )
         return [_candidates(r, s) for r, s in zip(rows, scores, strict=True)]
 
     def candidate_ids(self, keys: Sequence[Hashable]) -> dict[Hashable, str]:

@@ -1,0 +1,43 @@
+"""Thread counts of the native libraries on the query path, set deliberately.
+
+A pool of spin-waiting threads loses badly when another process holds a core: one
+SciFact query against 5,183 vectors took 12 ms of OpenBLAS matrix-vector product on two
+threads and 0.12 ms on one, on this 2-core machine under load
+(bench/results/query_latency.json). Counts are per process, so each search sets the
+count it wants and puts the previous one back; setting costs about a microsecond.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import Any
+
+# Threads for BLAS inside a search (a handful of query rows against the stored vectors).
+QUERY_BLAS_THREADS = 1
+
+
+@lru_cache(maxsize=1)
+def _blas_libraries() -> tuple[Any, ...]:
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # a speed-up only: without it BLAS keeps its own count
+        return ()
+    return tuple(ThreadpoolController().select(user_api="blas").lib_controllers)
+
+
+@contextmanager
+def blas_threads(n: int) -> Iterator[None]:
+    """BLAS calls inside the block run on `n` threads."""
+    libs = _blas_libraries()
+    before = [lib.get_num_threads() for lib in libs]
+    for lib, was in zip(libs, before, strict=True):
+        if was != n:
+            lib.set_num_threads(n)
+    try:
+        yield
+    finally:
+        for lib, was in zip(libs, before, strict=True):
+            if was != n:
+                lib.set_num_threads(was)
