@@ -49,9 +49,11 @@ def _query(text: str, filters: dict[str, Any] | None) -> Query:
     return Query(text=text, filters=filters)
 
 
-async def _search(state: ServerState, body: SearchRequest) -> dict[str, Any]:
+async def _search(state: ServerState, body: SearchRequest) -> JSONResponse:
     query = _query(body.query, body.filters)
-    retriever = await run_in_threadpool(state.retriever, body.retriever)
+    retriever = state.built_retriever(body.retriever) or await run_in_threadpool(
+        state.retriever, body.retriever
+    )
     started = time.perf_counter()
     try:
         ranked = await asyncio.wait_for(
@@ -59,17 +61,21 @@ async def _search(state: ServerState, body: SearchRequest) -> dict[str, Any]:
         )
     except TimeoutError:
         raise HTTPException(status.HTTP_504_GATEWAY_TIMEOUT, "search timed out") from None
-    return {
-        "query": body.query,
-        "retriever": getattr(retriever, "name", body.retriever),
-        "seconds": round(time.perf_counter() - started, 4),
-        "hits": [passage_dict(i, h) for i, h in enumerate(ranked.hits, 1)],
-        "reports": [report_dict(r) for r in ranked.reports],
-    }
+    # Plain JSON: returned as a dict, FastAPI would first validate it against a response
+    # model and walk it with jsonable_encoder.
+    return JSONResponse(
+        {
+            "query": body.query,
+            "retriever": getattr(retriever, "name", body.retriever),
+            "seconds": round(time.perf_counter() - started, 4),
+            "hits": [passage_dict(i, h) for i, h in enumerate(ranked.hits, 1)],
+            "reports": [report_dict(r) for r in ranked.reports],
+        }
+    )
 
 
 @router.post("/search", summary="Search the store")
-async def search(request: Request, body: SearchRequest) -> dict[str, Any]:
+async def search(request: Request, body: SearchRequest) -> JSONResponse:
     return await _search(_state(request), body)
 
 
@@ -79,7 +85,7 @@ async def search_get(
     q: Annotated[str, Param(min_length=1, max_length=4000)],
     k: Annotated[int, Param(ge=1, le=100)] = 10,
     retriever: str | None = None,
-) -> dict[str, Any]:
+) -> JSONResponse:
     return await _search(_state(request), SearchRequest(query=q, k=k, retriever=retriever))
 
 

@@ -14,6 +14,7 @@ class ServerSettings:
     every request in seconds, a streamed answer included; `max_upload_bytes` bounds one
     upload request as a whole. `generation_slots` is how many answers are generated at
     once; more wait their turn (a local model on a few cores gains nothing from more).
+    `model_threads` is torch's intra-op thread count for search models (query encoders).
     """
 
     store: Path
@@ -27,3 +28,4 @@ class ServerSettings:
     model_id: str = "mmrag"  # the model name /v1/models advertises
     generation_slots: int = 1
     search_k_max: int = 100
+    model_threads: int = 1

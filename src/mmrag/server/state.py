@@ -7,6 +7,7 @@ so each use of the store (a search, the retrieval part of an answer, an upload) 
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -38,6 +39,7 @@ class ServerState:
         self._build_lock = threading.Lock()
         self._pipeline: Pipeline | None = None
         self._retrievers: dict[str, Retriever] = {}
+        self._by_request: dict[str | None, Retriever] = {}  # the name asked for -> built
         self._indexers: dict[bool, Indexer] = {}
         self._fields = dict(self.store.fields())
         self._count_lock = threading.Lock()
@@ -53,20 +55,42 @@ class ServerState:
             if self._pipeline is None:
                 with self.store_lock:
                     self._pipeline = Pipeline.from_toml(self.settings.config, self.store)
+                self._by_request.pop(None, None)  # the config may name another default
             return self._pipeline
 
     def default_retriever(self) -> str:
         if self._pipeline is not None:
             return self._pipeline.names["retrieve"]
-        return default_retriever_name(self.store)
+        with self.store_lock:
+            return default_retriever_name(self.store)
+
+    def built_retriever(self, name: str | None) -> Retriever | None:
+        """The retriever a request named (None: the default) if it was built already.
+
+        Takes no lock and reads no store, so the event loop may ask it per request.
+        """
+        return self._by_request.get(name)
 
     def retriever(self, name: str | None) -> Retriever:
-        key = name or self.default_retriever()
         with self._build_lock:
+            key = name or self.default_retriever()
             if key not in self._retrievers:
                 with self.store_lock:
                     self._retrievers[key] = RETRIEVERS.create(key, store=self.store)
+                self._limit_torch_threads()
+            self._by_request[name] = self._retrievers[key]
             return self._retrievers[key]
+
+    def _limit_torch_threads(self) -> None:
+        """One torch intra-op thread once a torch model is loaded.
+
+        Searches run one batch at a time while the event loop keeps the other core busy;
+        torch's second thread then spin-waits for a core it cannot get. Under 32 clients
+        MiniLM query encoding took 71% of the server's samples with two threads
+        (py-spy, issue 11 profiling). A generator that sets its own count does so after.
+        """
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(self.settings.model_threads)
 
     def indexer(self, images: bool = False) -> Indexer:
         """The indexer for uploads; with `images` (or once the store has an image field)
@@ -103,6 +127,7 @@ class ServerState:
                 self._fields = fields
                 self._pipeline = None
                 self._retrievers.clear()
+                self._by_request.clear()
 
     # ---- bookkeeping -------------------------------------------------------------
 
