@@ -161,7 +161,9 @@ def test_server_lost_mid_ingest(tmp_path: Path, records) -> None:
             indexer.index_records(outage(200, restart_after=None))
         server.start()
         report = Indexer(store, batch_size=25, progress=False).index_records(corpus)
-        assert report.unchanged >= 150 + 25 and report.added == 300 - report.unchanged
+        # The indexer reads sources ahead of its writes (a prefetch thread), so the kill at
+        # source 200 may come before any batch past 150 committed: at least those 150 stay.
+        assert report.unchanged >= 150 and report.added == 300 - report.unchanged
         assert len(store) == 300
         got = store.get([r[0] for r in records])
         assert sorted(d.id for d in got) == sorted(r[0] for r in records)

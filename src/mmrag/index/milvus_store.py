@@ -276,12 +276,16 @@ class MilvusStore(Store):
         if self._chunks_ready:
             return
         schema, index = chunks_schema(self.client, self.meta, self.caps, self.dense_index)
-        self._call(
-            f"create {self.name}",
-            lambda: self.client.create_collection(
-                self.name, schema=schema, index_params=index, consistency_level=CONSISTENCY
-            ),
-        )
+
+        def create() -> None:
+            # A create that timed out may have landed before the server went away; the
+            # retry must then find the collection rather than fail on "already exists".
+            if not self.client.has_collection(self.name):
+                self.client.create_collection(
+                    self.name, schema=schema, index_params=index, consistency_level=CONSISTENCY
+                )
+
+        self._call(f"create {self.name}", create)
         self._chunks_ready = True
 
     # ---- schema -------------------------------------------------------------------
