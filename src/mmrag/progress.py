@@ -35,17 +35,22 @@ def progress(enabled: bool = True) -> Iterator[Progress | _Silent]:
     if not enabled:
         yield _Silent()
         return
-    bar = Progress(
+    with _bar() as bar:
+        yield bar
+
+
+def _bar(*counts: ProgressColumn) -> Progress:
+    """The one bar layout mmrag shows; `counts` go after "done of total"."""
+    return Progress(
         SpinnerColumn(),
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
+        *counts,
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         transient=False,
     )
-    with bar:
-        yield bar
 
 
 class ChunkRateColumn(ProgressColumn):
@@ -94,16 +99,5 @@ def indexing_progress(
     if not enabled:
         yield IndexingBar(_Silent(), total, unit)
         return
-    bar = Progress(
-        SpinnerColumn(),
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn(unit),
-        ChunkRateColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        transient=False,
-    )
-    with bar:
+    with _bar(TextColumn(unit), ChunkRateColumn()) as bar:
         yield IndexingBar(bar, total, unit)
