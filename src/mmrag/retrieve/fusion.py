@@ -80,14 +80,14 @@ def contributions(
 
 def rrf(lists: Sequence[list[Hit]], weights: Sequence[float], k0: float = 60.0) -> list[Hit]:
     """Reciprocal rank fusion of hit lists."""
-    return _fuse_hits(lists, rrf_contributions(_scores(lists), weights, k0))
+    return fuse_hits(lists, rrf_contributions(_scores(lists), weights, k0))
 
 
 def weighted(
     lists: Sequence[list[Hit]], weights: Sequence[float], normalise: str = "minmax"
 ) -> list[Hit]:
     """Normalised weighted sum of hit lists."""
-    return _fuse_hits(lists, weighted_contributions(_scores(lists), weights, normalise))
+    return fuse_hits(lists, weighted_contributions(_scores(lists), weights, normalise))
 
 
 def _scores(lists: Sequence[list[Hit]]) -> list[list[float]]:
@@ -106,7 +106,8 @@ def _normalise(s: np.ndarray, how: str) -> np.ndarray:
     raise ConfigError(f"unknown normalisation {how!r}; use minmax or zscore")
 
 
-def _fuse_hits(lists: Sequence[list[Hit]], contrib: Sequence[Sequence[float]]) -> list[Hit]:
+def fuse_hits(lists: Sequence[list[Hit]], contrib: Sequence[Sequence[float]]) -> list[Hit]:
+    """Hit lists fused by per-hit contributions (see `contributions`), keyed by document id."""
     per_list = [{h.doc.id: h for h in hits} for hits in lists]
     keys = [[h.doc.id for h in hits] for hits in lists]
     out = []

@@ -8,7 +8,7 @@ from mmrag.errors import ConfigError
 from mmrag.index.base import Store
 from mmrag.retrieve.base import CandidateRetriever, Found, Retriever, as_query
 from mmrag.retrieve.dense import DenseRetriever
-from mmrag.retrieve.fusion import contributions, fuse_keys, rrf, weighted
+from mmrag.retrieve.fusion import contributions, fuse_hits, fuse_keys
 from mmrag.retrieve.sparse import BM25Retriever
 from mmrag.types import Hit, Query, Ranked, StageReport, timed
 
@@ -41,6 +41,9 @@ class HybridRetriever(Retriever):
         if fusion not in ("rrf", "weighted"):
             raise ConfigError(f"hybrid: unknown fusion {fusion!r}; use rrf or weighted")
         self.fusion, self.depth, self.rrf_k, self.normalise = fusion, depth, rrf_k, normalise
+
+    def _contributions(self, scores: list[list[float]]) -> list[list[float]]:
+        return contributions(self.fusion, scores, self.weights, self.rrf_k, self.normalise)
 
     def _by_keys(self) -> list[CandidateRetriever] | None:
         members = [
@@ -77,7 +80,7 @@ class HybridRetriever(Retriever):
             scores = [
                 [s for key, s in zip(c.keys, c.scores, strict=True) if key in ids] for c, _ in found
             ]
-            contrib = contributions(self.fusion, scores, self.weights, self.rrf_k, self.normalise)
+            contrib = self._contributions(scores)
             fused = fuse_keys(keys, scores, contrib, tie_key=ids.__getitem__)[:k]
             top: list[Hashable] = [f.key for f in fused]
             docs = {key: carried[key] for key in top if key in carried}
@@ -104,10 +107,9 @@ class HybridRetriever(Retriever):
         report = StageReport(stage="retrieve", name=self.name)
         with timed(report):
             hit_lists = [r.hits for r in lists]
-            if self.fusion == "rrf":
-                fused = rrf(hit_lists, self.weights, self.rrf_k)
-            else:
-                fused = weighted(hit_lists, self.weights, self.normalise)
+            fused = fuse_hits(
+                hit_lists, self._contributions([[h.score for h in hits] for hits in hit_lists])
+            )
         report.seconds += sum(s.seconds for r in lists for s in r.reports)
         report.n_in = sum(len(h) for h in hit_lists)
         report.n_out = min(k, len(fused))
