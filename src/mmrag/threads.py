@@ -2,8 +2,9 @@
 
 A pool of spin-waiting threads loses badly when another process holds a core: one
 SciFact query against 5,183 vectors took 12 ms of OpenBLAS matrix-vector product on two
-threads and 0.12 ms on one, on this 2-core machine under load
-(bench/results/query_latency.json). Counts are per process, so each search sets the
+threads and 0.12 ms on one, on this 2-core machine at load 8 (timed in place on the
+SciFact store of bench/query_latency.py, whose dense p50 with one thread is 10 ms,
+encoding included). Counts are per process, so each search sets the
 count it wants and puts the previous one back; setting costs about a microsecond.
 """
 
