@@ -462,3 +462,48 @@ def test_load_refuses_damaged_files(scifact: SciFact, tmp_path: Path) -> None:
     np.savez(tmp_path / "bad.npz", **arrays)
     with pytest.raises(StoreError):
         SparseIndex.load(tmp_path / "bad.npz")
+
+
+def _save_format_2(index: SparseIndex, path: Path) -> None:
+    """The npz layout that format-2 saves wrote (the same arrays, zipped)."""
+    index._flush()
+    encoded = [t.encode("utf-8") for t in index._terms]
+    arrays = {
+        "format": np.array([2], dtype=np.int64),
+        "rows": index._rows.view,
+        "ptr": index._ptr.view,
+        "terms": index._post_terms.view,
+        "tf": index._post_tf.view,
+        "vocab": np.frombuffer(b"".join(encoded), dtype=np.uint8),
+        "vocab_ptr": np.concatenate([[0], np.cumsum([len(e) for e in encoded])]),
+        "lengths": index._lengths.view,
+        "df": index._df.view,
+    } | index._segs.arrays()
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def test_format_2_files_still_load(scifact: SciFact, tmp_path: Path) -> None:
+    index = build(scifact.docs[:800])
+    _save_format_2(index, tmp_path / "old.idx")
+    old = SparseIndex.load(tmp_path / "old.idx")
+    assert old.tag is None  # no stamp: the store compares it row by row
+    queries = scifact.queries[:40]
+    assert_same_results(old.search_many(queries, 10), index.search_many(queries, 10))
+
+
+def test_mapped_index_changes_stay_in_memory(scifact: SciFact, tmp_path: Path) -> None:
+    """A loaded (mapped) index takes adds and deletes; its file is never written."""
+    path = tmp_path / "sparse.idx"
+    build(scifact.docs[:300]).save(path, tag=7)
+    before = path.read_bytes()
+    loaded = SparseIndex.load(path)
+    assert loaded.tag == 7
+    loaded.delete(rows_for(300)[:100])
+    loaded.add([10**6], [["cell", "cell", "zzz"]])
+    reference = build(scifact.docs[100:300], rows_for(300)[100:])
+    reference.add([10**6], [["cell", "cell", "zzz"]])
+    queries = scifact.queries[:40]
+    assert_same_results(loaded.search_many(queries, 10), reference.search_many(queries, 10))
+    assert path.read_bytes() == before
+    assert loaded.contains(np.array([3, 1053, 10**6, 10**7])).tolist() == [False, True, True, False]

@@ -188,9 +188,133 @@ def test_kill_9_keeps_every_committed_batch(
         assert {f"b{b}-d{i}" for i in range(20)} <= ids
     assert len(ids) % 20 == 0  # batches are all-or-nothing
     live = set(store._live_rows("SELECT row FROM chunks").tolist())
+    if committed >= 5:  # a checkpoint had saved the indexes: only its log was compared
+        assert store.reconciled["sparse"]["mode"] == "log"
+        compared = store.reconciled["sparse"]["compared"]
+        assert compared <= 6 * 20 and compared < len(live)
     assert set(store.sparse.rows().tolist()) == live
     assert set(store.dense["text"].rows().tolist()) == live
     assert _ids(store.search_sparse([f"marker{committed}x7"], 3, BM25Params()))[0] == (
         f"b{committed}-d7"
     )
+    store.close()
+
+
+def _searches(store: EmbeddedStore, records, queries: int = 20) -> tuple[list, list]:
+    """Sparse and dense rankings (ids and scores) of a fixed set of queries."""
+    params = BM25Params()
+    texts = [t[:60] for _, t in records[:queries]]
+    sparse = [[(d.id, s) for d, s in hits] for hits in store.search_sparse(texts, 10, params)]
+    vecs = np.random.default_rng(7).standard_normal((queries, 8)).astype(np.float32)
+    dense = [[(d.id, s) for d, s in hits] for hits in store.search_dense("text", vecs, 10)]
+    return sparse, dense
+
+
+def _crash(store: EmbeddedStore) -> None:
+    """Drop the handle as a killed process would: nothing saved after the last commit."""
+    store.db.close()
+    store._lock_file.close()
+
+
+def test_reopening_after_a_checkpoint_compares_no_rows(tmp_path: Path, records) -> None:
+    store = _open(tmp_path / "s")
+    store.write(_batch(store, records[:200]))
+    store.close()
+    again = EmbeddedStore(tmp_path / "s")
+    for report in again.reconciled.values():
+        assert report == {"mode": "log", "compared": 0, "deleted": 0, "added": 0}
+    assert not again._dirty  # nothing to save: closing writes nothing
+    again.close()
+
+
+def test_crash_between_commit_and_checkpoint_replays_just_the_log(tmp_path: Path, records) -> None:
+    store = _open(tmp_path / "s")
+    store.write(_batch(store, records[:200]))
+    store.checkpoint()
+    store.write(_batch(store, records[200:250], seed=1))  # 50 rows after the checkpoint
+    store.delete([records[0][0], records[1][0]])  # 2 rows the saved indexes still hold
+    store.delete([records[249][0]])  # written and deleted since: neither side has it
+    expected = _searches(store, records)
+    _crash(store)
+
+    again = EmbeddedStore(tmp_path / "s")
+    assert again.reconciled["sparse"] == {"mode": "log", "compared": 52, "deleted": 2, "added": 49}
+    assert again.reconciled["dense:text"] == again.reconciled["sparse"]
+    assert len(again) == len(again.sparse) == len(again.dense["text"]) == 247
+    assert _searches(again, records) == expected
+    reader = EmbeddedStore(tmp_path / "s", read_only=True)  # replays too, writes nothing
+    assert reader.reconciled["sparse"]["compared"] == 52
+    assert _searches(reader, records) == expected
+    reader.close()
+    again.close()  # checkpoints: the log is folded into the saved indexes
+    last = EmbeddedStore(tmp_path / "s")
+    assert last.reconciled["sparse"] == {"mode": "log", "compared": 0, "deleted": 0, "added": 0}
+    assert _searches(last, records) == expected
+    last.close()
+
+
+def test_crash_inside_a_checkpoint(tmp_path: Path, records, monkeypatch) -> None:
+    """The sparse index saved with the new stamp, the dense one and the log commit not:
+    both indexes still replay the log, and agree with SQLite."""
+    from mmrag.index.dense import DenseIndex
+
+    store = _open(tmp_path / "s")
+    store.write(_batch(store, records[:100]))
+    store.checkpoint()
+    store.write(_batch(store, records[100:150], seed=1))
+    store.delete_sources([records[3][0]])
+    expected = _searches(store, records)
+
+    def dies(self, directory, tag=None):
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(DenseIndex, "save", dies)
+    with pytest.raises(OSError):
+        store.checkpoint()
+    monkeypatch.undo()
+    _crash(store)
+    again = EmbeddedStore(tmp_path / "s")
+    assert again.sparse.tag == again._meta("checkpoint") + 1
+    assert again.reconciled["sparse"] == {"mode": "log", "compared": 51, "deleted": 0, "added": 0}
+    assert again.reconciled["dense:text"] == {
+        "mode": "log",
+        "compared": 51,
+        "deleted": 1,
+        "added": 50,
+    }
+    assert _searches(again, records) == expected
+    again.close()
+
+
+def test_copies_without_a_current_stamp_are_compared_row_by_row(tmp_path: Path, records) -> None:
+    """A store whose indexes predate the change log (no checkpoint number): every row is
+    compared once, and the next checkpoint stamps the copies."""
+    store = _open(tmp_path / "s")
+    store.write(_batch(store, records[:120]))
+    store.close()
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "s" / "mmrag.sqlite") as db:
+        db.execute("DELETE FROM meta WHERE key='checkpoint'")
+    db.close()
+    again = EmbeddedStore(tmp_path / "s")
+    assert again.reconciled["sparse"] == {"mode": "full", "compared": 120, "deleted": 0, "added": 0}
+    assert again._dirty
+    expected = _searches(again, records)
+    again.close()
+    last = EmbeddedStore(tmp_path / "s")
+    assert last.reconciled["sparse"]["mode"] == last.reconciled["dense:text"]["mode"] == "log"
+    assert _searches(last, records) == expected
+    last.close()
+
+
+def test_deleting_touches_each_vector_field(tmp_path: Path, records) -> None:
+    store = _open(tmp_path / "s")
+    store.ensure_field("other", 8, {"kind": "random", "model": "test2"})
+    batch = _batch(store, records[:30])
+    batch.vectors["other"] = batch.vectors["text"]
+    store.write(batch)
+    store.delete([records[0][0]])
+    fields = dict(store.db.execute("SELECT field, COUNT(*) FROM vectors GROUP BY field"))
+    assert fields == {"text": 29, "other": 29}
     store.close()

@@ -25,8 +25,8 @@ METRICS = ("ip", "l2")
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
 # Files a save writes, named by generation; anything else in the folder is left alone.
-_OWN_FILE = re.compile(r"^(vectors|rows|hnsw)-\d+\.(npy|bin)$|^manifest\.json\.tmp$")
-_GENERATION = re.compile(r"^(?:vectors|rows|hnsw)-(\d+)\.(?:npy|bin)$")
+_OWN_FILE = re.compile(r"^(vectors|rows|deleted|hnsw)-\d+\.(npy|bin)$|^manifest\.json\.tmp$")
+_GENERATION = re.compile(r"^(?:vectors|rows|deleted|hnsw)-(\d+)\.(?:npy|bin)$")
 # Exact search scores at most this many (query, vector) pairs at once, to bound memory.
 _EXACT_BLOCK = 1 << 24
 
@@ -67,6 +67,7 @@ class DenseIndex:
         self._live: set[int] = set()
         self._deleted: set[int] = set()
         self._sorted: tuple[np.ndarray, np.ndarray] | None = None  # cached (sorted rows, order)
+        self.tag: int | None = None  # the owner's stamp of the copy on disk (see save)
 
     # ---- state -----------------------------------------------------------------------
 
@@ -80,6 +81,14 @@ class DenseIndex:
     def rows(self) -> np.ndarray:
         """The live row ids, sorted."""
         return self._sorted_rows()[0].copy()
+
+    def contains(self, rows: np.ndarray) -> np.ndarray:
+        """For each row, whether it is live in the index (a bool array)."""
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        if self.is_hnsw:
+            live = self._live
+            return np.fromiter((r in live for r in rows.tolist()), dtype=bool, count=len(rows))
+        return self._lines_of(rows)[0]
 
     def _sorted_rows(self) -> tuple[np.ndarray, np.ndarray]:
         """(sorted live rows, positions of those rows in `_ids`), cached until a change."""
@@ -335,11 +344,13 @@ class DenseIndex:
 
     # ---- persistence -----------------------------------------------------------------
 
-    def save(self, directory: Path) -> None:
+    def save(self, directory: Path, tag: int | None = None) -> None:
         """Write the index atomically: a crash mid-save leaves the previous copy loadable.
 
         Data files are named by a new generation and the manifest that points at them is
         replaced last, so a reader sees either the old or the new generation, whole.
+        `tag` goes into the manifest for the owner (the store stamps its checkpoint
+        number); `load` gives it back as `.tag`.
         """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
@@ -355,6 +366,13 @@ class DenseIndex:
             self._hnsw.save_index(str(directory / files["hnsw"]))
             _fsync_file(directory / files["hnsw"])
             _write_npy(directory / files["rows"], self._sorted_rows()[0])
+            # Saved so that loading need not list the graph's labels to find them.
+            files["deleted"] = f"deleted-{generation}.npy"
+            if len(self._deleted) > self._hnsw.element_count - len(self._live):
+                # Some were overwritten by rows reusing their slots: keep those still there.
+                self._deleted = set(self._hnsw.get_ids_list()) - self._live
+            deleted = np.fromiter(self._deleted, dtype=np.int64, count=len(self._deleted))
+            _write_npy(directory / files["deleted"], np.sort(deleted))
         else:
             files["vectors"] = f"vectors-{generation}.npy"
             _write_npy(directory / files["vectors"], self._matrix[: self._n])
@@ -371,6 +389,7 @@ class DenseIndex:
             "mode": "hnsw" if self.is_hnsw else "exact",
             "count": len(self),
             "files": files,
+            "tag": tag,
         }
         tmp = directory / (MANIFEST + ".tmp")
         with open(tmp, "w", encoding="utf-8") as f:
@@ -379,6 +398,7 @@ class DenseIndex:
             os.fsync(f.fileno())
         os.replace(tmp, directory / MANIFEST)
         _fsync_dir(directory)
+        self.tag = tag
         # Only now is the previous generation unreferenced (and any half-written one).
         keep = set(files.values())
         for path in directory.iterdir():
@@ -436,9 +456,15 @@ class DenseIndex:
                 raise StoreError(f"cannot read HNSW graph {path}: {exc}") from exc
             index._hnsw = graph
             index._live = set(rows.tolist())
-            index._deleted = set(graph.get_ids_list()) - index._live
+            if "deleted" in files:
+                deleted = np.load(directory / files["deleted"], allow_pickle=False)
+                index._deleted = set(deleted.astype(np.int64).tolist())
+            else:  # saved before the list was kept
+                index._deleted = set(graph.get_ids_list()) - index._live
         else:
             raise StoreError(f"dense index in {directory} has unknown mode {mode!r}")
+        tag = manifest.get("tag")
+        index.tag = tag if isinstance(tag, int) else None
         return index
 
 

@@ -36,3 +36,9 @@ CREATE TABLE IF NOT EXISTS vectors (
     vec   BLOB NOT NULL,
     PRIMARY KEY (field, row)
 ) WITHOUT ROWID;
+
+-- Rows written or deleted since the last checkpoint saved the derived indexes, so that
+-- opening compares only these with the saved indexes (index/reconcile.py).
+CREATE TABLE IF NOT EXISTS changes (
+    row INTEGER PRIMARY KEY
+);
