@@ -7,6 +7,12 @@ brought back in line with SQLite (rows added or deleted since its last save), so
 crash at any moment, kill -9 included, loses at most the batch that had not committed.
 Writes log the rows they touch, so that this costs what changed since the last
 checkpoint, not the size of the store (index/reconcile.py).
+
+One store may be shared by threads (a server's searches and its uploads). Every call
+holds the store's lock, so a search sees the store before or after a write, never
+half of one, while the slow parts around the store (encoding queries or documents)
+run outside it, in parallel. The calls themselves are short: SQLite lookups, the BM25
+kernel and a matrix product, which hold the GIL anyway.
 """
 
 from __future__ import annotations
@@ -15,11 +21,13 @@ import fcntl
 import json
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from functools import wraps
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import numpy as np
 
@@ -48,6 +56,23 @@ def _chunks(seq: Sequence[Any], size: int = _SQL_CHUNK) -> Iterator[Sequence[Any
         yield seq[i : i + size]
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _locked(
+    method: Callable[Concatenate[EmbeddedStore, _P], _R],
+) -> Callable[Concatenate[EmbeddedStore, _P], _R]:
+    """Run a store method holding the store's lock (re-entrant: methods call each other)."""
+
+    @wraps(method)
+    def run(self: EmbeddedStore, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return run
+
+
 class EmbeddedStore(Store):
     """Documents, a sparse index and dense indexes in one directory."""
 
@@ -61,6 +86,9 @@ class EmbeddedStore(Store):
     ) -> None:
         self.path = Path(path).expanduser()
         self.read_only = read_only
+        # One SQLite connection and in-memory indexes (whose searches reuse scratch
+        # arrays and caches), so one thread at a time; see the module note.
+        self._lock = threading.RLock()
         if not (self.path / DB_NAME).exists():
             if not create or read_only:
                 raise StoreError(f"no mmrag store at {self.path} (index something first)")
@@ -134,10 +162,12 @@ class EmbeddedStore(Store):
             )
         return Analyzer.from_dict(stored)
 
+    @_locked
     def fields(self) -> dict[str, dict[str, Any]]:
         """Vector fields: name -> {"dim": int, "encoder": {...}}."""
         return self._meta("fields") or {}
 
+    @_locked
     def ensure_field(self, name: str, dim: int, encoder: dict[str, Any]) -> None:
         """Declare a vector field, or check that an existing one used the same encoder."""
         current = self.fields()
@@ -251,9 +281,11 @@ class EmbeddedStore(Store):
 
     # ---- writing -----------------------------------------------------------------
 
+    @_locked
     def source_hashes(self) -> dict[str, str]:
         return dict(self.db.execute("SELECT source_id, content_hash FROM sources"))
 
+    @_locked
     def write(self, batch: Batch) -> None:
         """Replace the batch's sources and insert its chunks, atomically.
 
@@ -326,6 +358,7 @@ class EmbeddedStore(Store):
                 )
         self._dirty = True
 
+    @_locked
     def delete_sources(self, source_ids: Sequence[str]) -> int:
         """Delete whole sources (files or records) and their chunks; returns chunks removed."""
         self._check_writable()
@@ -338,6 +371,7 @@ class EmbeddedStore(Store):
         self._drop_rows(removed)
         return len(removed)
 
+    @_locked
     def delete(self, doc_ids: Sequence[str]) -> int:
         """Delete single chunks by id; returns how many existed."""
         self._check_writable()
@@ -390,6 +424,7 @@ class EmbeddedStore(Store):
         if self.read_only:
             raise StoreError(f"store {self.path} is open read-only")
 
+    @_locked
     def checkpoint(self) -> None:
         """Save the derived indexes so the next open need not rebuild them."""
         if self.read_only or not self._dirty:
@@ -406,6 +441,7 @@ class EmbeddedStore(Store):
         self.db.execute("PRAGMA wal_checkpoint(PASSIVE)")
         self._dirty = False
 
+    @_locked
     def close(self) -> None:
         if getattr(self, "db", None) is None:
             return
@@ -417,29 +453,36 @@ class EmbeddedStore(Store):
 
     # ---- reading -----------------------------------------------------------------
 
+    @_locked
     def __len__(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
 
+    @_locked
     def count_sources(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM sources").fetchone()[0]
 
     def info(self) -> dict[str, Any]:
-        by_modality = dict(
-            self.db.execute("SELECT modality, COUNT(*) FROM chunks GROUP BY modality").fetchall()
-        )
-        size = sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
-        return {
-            "path": str(self.path),
-            "sources": self.count_sources(),
-            "chunks": len(self),
-            "by_modality": by_modality,
-            "fields": self.fields(),
-            "analyzer": self.analyzer.to_dict(),
-            "sparse_rows": len(self.sparse),
-            "dense_rows": {name: len(index) for name, index in self.dense.items()},
-            "bytes_on_disk": size,
-        }
+        with self._lock:
+            by_modality = dict(
+                self.db.execute(
+                    "SELECT modality, COUNT(*) FROM chunks GROUP BY modality"
+                ).fetchall()
+            )
+            out = {
+                "path": str(self.path),
+                "sources": self.count_sources(),
+                "chunks": len(self),
+                "by_modality": by_modality,
+                "fields": self.fields(),
+                "analyzer": self.analyzer.to_dict(),
+                "sparse_rows": len(self.sparse),
+                "dense_rows": {name: len(index) for name, index in self.dense.items()},
+            }
+        # Walking the folder needs no lock, and may take a while on a large store.
+        out["bytes_on_disk"] = sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
+        return out
 
+    @_locked
     def sources(self) -> list[dict[str, Any]]:
         cur = self.db.execute(
             "SELECT s.source_id, s.path, s.title, s.content_hash, COUNT(c.row)"
@@ -454,6 +497,7 @@ class EmbeddedStore(Store):
         found = self.documents_by_row(rows)
         return [found[int(r)] for r in rows if int(r) in found]
 
+    @_locked
     def documents_by_row(self, rows: Sequence[int]) -> dict[int, Document]:
         found: dict[int, Document] = {}
         for part in _chunks(list(rows)):
@@ -475,6 +519,7 @@ class EmbeddedStore(Store):
                 )
         return found
 
+    @_locked
     def get(self, doc_ids: Sequence[str]) -> list[Document]:
         rows: list[int] = []
         for part in _chunks(list(doc_ids)):
@@ -490,17 +535,19 @@ class EmbeddedStore(Store):
     def iter_documents(self, batch: int = 1000) -> Iterator[tuple[int, Document]]:
         last = 0
         while True:
-            rows = [
-                r[0]
-                for r in self.db.execute(
-                    "SELECT row FROM chunks WHERE row > ? ORDER BY row LIMIT ?", (last, batch)
-                )
-            ]
+            with self._lock:  # per batch: the caller may take its time between them
+                rows = [
+                    r[0]
+                    for r in self.db.execute(
+                        "SELECT row FROM chunks WHERE row > ? ORDER BY row LIMIT ?", (last, batch)
+                    )
+                ]
             if not rows:
                 return
             yield from zip(rows, self.documents(rows), strict=True)
             last = rows[-1]
 
+    @_locked
     def filter_rows(self, filters: dict[str, Any] | None) -> np.ndarray | None:
         """Rows that match a metadata filter (sorted), or None when there is no filter."""
         if not filters:
@@ -508,6 +555,7 @@ class EmbeddedStore(Store):
         clause, params = to_sql(filters)
         return self._live_rows(f"SELECT row FROM chunks WHERE {clause} ORDER BY row", params)
 
+    @_locked
     def vectors(self, name: str, rows: Iterable[int]) -> np.ndarray:
         dim = self.fields()[name]["dim"]
         wanted = [int(r) for r in rows]
@@ -519,6 +567,7 @@ class EmbeddedStore(Store):
                 out[i] = vecs[order[r]]
         return out
 
+    @_locked
     def search_sparse(
         self,
         queries: Sequence[str],
@@ -528,6 +577,7 @@ class EmbeddedStore(Store):
     ) -> list[Scored]:
         return [self._scored(c) for c in self.sparse_candidates(queries, k, params, filters)]
 
+    @_locked
     def search_dense(
         self,
         field: str,
@@ -537,6 +587,7 @@ class EmbeddedStore(Store):
     ) -> list[Scored]:
         return [self._scored(c) for c in self.dense_candidates(field, vectors, k, filters)]
 
+    @_locked
     def sparse_candidates(
         self,
         queries: Sequence[str],
@@ -548,6 +599,7 @@ class EmbeddedStore(Store):
         tokens = [self.analyzer.tokens(q) for q in queries]
         return [_candidates(r, s) for r, s in self.sparse.search_many(tokens, k, params, allowed)]
 
+    @_locked
     def dense_candidates(
         self,
         field: str,
@@ -566,6 +618,7 @@ class EmbeddedStore(Store):
             )
         return [_candidates(r, s) for r, s in zip(rows, scores, strict=True)]
 
+    @_locked
     def candidate_ids(self, keys: Sequence[Hashable]) -> dict[Hashable, str]:
         found: dict[Hashable, str] = {}
         for part in _chunks(list(keys)):
