@@ -507,3 +507,24 @@ def test_mapped_index_changes_stay_in_memory(scifact: SciFact, tmp_path: Path) -
     assert_same_results(loaded.search_many(queries, 10), reference.search_many(queries, 10))
     assert path.read_bytes() == before
     assert loaded.contains(np.array([3, 1053, 10**6, 10**7])).tolist() == [False, True, True, False]
+
+
+def test_save_keeps_a_few_dead_positions_uncompacted(scifact: SciFact, tmp_path: Path) -> None:
+    docs, queries = scifact.docs[:1000], scifact.queries[:50]
+    index = build(docs)
+    index.delete(rows_for(1000)[::10])  # 10 %: saved with alive flags, not compacted
+    index.save(tmp_path / "sparse.idx")
+    loaded = SparseIndex.load(tmp_path / "sparse.idx")
+    assert loaded._n_dead == 100 and len(loaded) == 900
+    np.testing.assert_array_equal(loaded.rows(), index.rows())
+    keep = np.ones(1000, dtype=bool)
+    keep[::10] = False
+    fresh = build([d for d, k in zip(docs, keep, strict=True) if k], rows_for(1000)[keep])
+    for method in ("lucene", "tfidf"):
+        params = BM25Params(method=method)
+        expected = fresh.search_many(queries, 10, params)
+        assert_same_results(loaded.search_many(queries, 10, params), expected)
+    loaded.delete(rows_for(1000)[:300])  # 37 % dead now: the save compacts
+    loaded.save(tmp_path / "sparse.idx")
+    again = SparseIndex.load(tmp_path / "sparse.idx")
+    assert again._n_dead == 0 and len(again) == 630

@@ -11,7 +11,8 @@ log-structured (the top segment joins the one below once it reaches half its siz
 a stream of small adds and searches costs amortised O(n log n), never O(n^2). Deletes
 clear the alive flag and update the statistics at once; dead postings are dropped when
 their segment is next merged, and the whole index is compacted when over half of its
-positions are dead, or when it is saved. Collection statistics (N, avgdl, df) always
+positions are dead, or when a save finds over a quarter dead (below that the file keeps
+the alive flags). Collection statistics (N, avgdl, df) always
 count live documents only, exactly as bm25s would on the live set.
 
 Scoring a query gathers its terms' postings, scores each with the variant's pure
@@ -54,6 +55,10 @@ _READABLE = (1, 2, 3)
 _SEGMENT_ARRAYS = ("terms", "start", "end", "pos", "tf")
 _TAIL_DOCS = 1 << 16  # segment the tail once it holds this many documents ...
 _TAIL_POSTINGS = 1 << 22  # ... or this many postings, even if nobody searches
+# A save compacts first only past this share of dead positions; below it the alive flags
+# are saved instead. Compacting rewrites every array in memory before the file is
+# written: after deleting 10k of 100k chunks it was half of the save.
+_SAVE_DEAD_SHARE = 0.25
 
 # "auto": the numba kernel for batches of at least NUMBA_MIN_BATCH queries, and for every
 # batch once it is compiled in this process; "numba": always; "numpy": never. Importing
@@ -702,7 +707,7 @@ class SparseIndex:
         `tag` is kept in the file for the owner (the store stamps its checkpoint number);
         `load` gives it back as `.tag`.
         """
-        if self._n_dead:
+        if self._n_dead > _SAVE_DEAD_SHARE * self._rows.size:
             self._compact()
         self._flush()  # every position in a segment, so loading has nothing to sort
         encoded = [t.encode("utf-8", "surrogatepass") for t in self._terms]
@@ -717,6 +722,7 @@ class SparseIndex:
             "vocab_ptr": vocab_ptr,
             "lengths": self._lengths.view,
             "df": self._df.view,
+            "alive": self._alive.view,
         } | self._segs.arrays()
         header = {"kind": "mmrag-sparse", "format": FORMAT_VERSION, "tag": tag}
         write_arrays(Path(path), arrays, header)
@@ -800,6 +806,14 @@ class SparseIndex:
             raise ValueError("df does not match the postings")
         index._df = _Buffer.adopt(np.int64, df)
         index._reset_docs(rows=rows, ptr=ptr, terms=terms, tf=tf, lengths=lengths)
+        if "alive" in a and not a["alive"].all():  # format 3 may keep dead positions
+            alive = a["alive"]
+            if len(alive) != len(rows):
+                raise ValueError("alive flags do not match the rows")
+            index._alive = _Buffer(np.bool_, alive)
+            index._n_live = int(np.count_nonzero(alive))
+            index._n_dead = len(rows) - index._n_live
+            index._total_len = int(lengths[alive].sum())
         segs = _Segments.from_arrays(a, len(rows), n_terms, thorough)
         index._install_segments(segs, len(rows))
         if not thorough and np.any(np.diff(index._index_rows) == 0):
