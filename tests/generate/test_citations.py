@@ -85,3 +85,11 @@ def test_restating_the_question_is_not_supported_by_a_passage() -> None:
     assert r.text == restated and r.numbers == []
     r = attribute(resolve("The gravity of the Moon and the Sun.", 1), passages, question)
     assert r.numbers == [1] and r.inferred == {1}
+
+
+def test_attribute_does_not_split_sentences_at_abbreviations() -> None:
+    passages = [
+        "The 1994 earthquake caused the most property damage of any earthquake in U.S. history."
+    ]
+    r = attribute(resolve("It caused the most property damage in U.S. history.", 1), passages)
+    assert r.text == "It caused the most property damage in U.S. history [1]."

@@ -67,3 +67,17 @@ def test_relevance_separates_answerable_questions(judge: CrossEncoderJudge) -> N
     outside = relevance("What is the capital of Australia?", PASSAGES, judge)
     assert inside >= judge.relevance_threshold > outside
     assert relevance("anything", [], judge) == float("-inf")
+
+
+def test_a_short_answer_is_checked_as_the_answer_to_the_question(
+    judge: CrossEncoderJudge,
+) -> None:
+    question = "What did Gutenberg cast his type from?"
+    [s] = check_support("lead, tin and antimony [2]", PASSAGES, judge, question=question)
+    assert s.supported is True and s.citations == (2,) and not s.inferred
+    # cited to the wrong passage: moved to the one that holds it
+    [m] = check_support("lead, tin and antimony [3]", PASSAGES, judge, question=question)
+    assert m.supported is True and m.citations == (2,) and m.inferred
+    # a short answer its passage does not contain is made up, however relevant the passage
+    [u] = check_support("Mercury [2]", PASSAGES, judge, question=question)
+    assert u.supported is False and u.citations == (2,)

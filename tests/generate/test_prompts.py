@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mmrag.generate.prompts import build_messages, image_part
+from mmrag.generate.prompts import INSTRUCTION, STYLES, build_messages, image_part
 from mmrag.pipeline import media_resolver
 from mmrag.types import Document, Hit, Modality, Span
 
@@ -28,7 +28,7 @@ def test_passages_are_numbered_with_source_and_page() -> None:
         ),
     ]
     system, user = build_messages("Who printed books?", hits)
-    assert system["role"] == "system" and "[2]" in system["content"]
+    assert system["role"] == "system" and "square brackets" in system["content"]
     content = user["content"]
     assert isinstance(content, str)
     assert "Passage [1] (from ocean-tides.html): Tides follow the moon." in content
@@ -37,11 +37,35 @@ def test_passages_are_numbered_with_source_and_page() -> None:
     # the question comes first, and again after the passages
     assert content.startswith("Question: Who printed books?\n\nPassages:\nPassage [1]")
     assert content.index("[1]") < content.index("[2]")
-    assert content.endswith(
-        "Question: Who printed books?\n"
-        "Write the answer as one full sentence, followed by the number of "
-        "the passage it comes from in square brackets."
+    assert content.endswith("\n" + INSTRUCTION.replace("{question}", "Who printed books?"))
+
+
+def test_each_answer_style_has_its_own_instruction() -> None:
+    hits = [_hit("a", "Gutenberg printed books.")]
+    short = build_messages("Who?", hits, system=STYLES["short"][0], instruction=STYLES["short"][1])
+    full = build_messages(
+        "Who?", hits, system=STYLES["sentence"][0], instruction=STYLES["sentence"][1]
     )
+    assert "as few words as possible" in short[0]["content"]
+    assert full[1]["content"].endswith(
+        "one full sentence, followed by the number of the passage it comes from in square brackets."
+    )
+    # no worked example an answer could be copied from
+    assert not any(ch.isdigit() for style in STYLES.values() for ch in style[0])
+
+
+def test_worked_examples_are_earlier_turns_laid_out_like_the_question() -> None:
+    examples = STYLES["short"][2]
+    messages = build_messages(
+        "Who printed books?", [_hit("a", "Gutenberg printed books.")], examples=examples
+    )
+    roles = [m["role"] for m in messages]
+    assert roles == ["system"] + ["user", "assistant"] * len(examples) + ["user"]
+    assert [m["content"] for m in messages[2:-1:2]] == [e.answer for e in examples]
+    first, real = messages[1]["content"], messages[-1]["content"]
+    for text, question in ((first, examples[0].question), (real, "Who printed books?")):
+        assert text.startswith(f"Question: {question}\n\nPassages:\nPassage [1] (from ")
+        assert text.endswith("\n\n" + INSTRUCTION.replace("{question}", question))
 
 
 def test_long_passages_are_cut() -> None:
@@ -91,11 +115,7 @@ def test_image_passages_become_image_parts_for_multimodal_models(photo: Path) ->
     url = parts[1]["image_url"]["url"]
     assert url.startswith("data:image/jpeg;base64,")
     assert base64.b64decode(url.split(",", 1)[1]) == photo.read_bytes()
-    assert parts[2]["text"].endswith(
-        "Question: What is in the photo?\n"
-        "Write the answer as one full sentence, followed by the number of "
-        "the passage it comes from in square brackets."
-    )
+    assert parts[2]["text"].endswith(INSTRUCTION.replace("{question}", "What is in the photo?"))
 
 
 def test_images_stay_text_for_text_models_and_outside_the_store(photo: Path) -> None:

@@ -15,9 +15,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from mmrag.refine.sentences import split_sentences
+
 MARKER = re.compile(r"\s?\[(\d{1,4}(?:\s*[-–,;]\s*\d{1,4})*)\]")
 _NUMBER_RANGE = re.compile(r"(\d+)\s*[-–]\s*(\d+)|(\d+)")
-_SENTENCE_END = re.compile(r"(?<=[。！？])|(?<=[.!?])\s+|\n+")
 # CJK characters count one by one; other scripts by word.
 _TOKEN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]|[^\W\u3400-\u9fff\uf900-\ufaff]+")
 _MAX_RANGE = 50  # "[1-9999]" is noise, not a citation of every passage
@@ -82,8 +83,15 @@ def resolve(text: str, n_context: int) -> Resolved:
     return result
 
 
-def tokens(text: str) -> set[str]:
-    words = {t.lower() for t in _TOKEN.findall(text) if len(t) > 2 or not t.isascii()}
+def tokens(text: str, short: bool = False) -> set[str]:
+    """Content words, lowercased. Words of one or two letters are left out unless
+    `short`, which keeps two-letter words and every number ("25", "UK")."""
+    shortest = 2 if short else 3
+    words = {
+        t.lower()
+        for t in _TOKEN.findall(text)
+        if len(t) >= shortest or not t.isascii() or (short and t.isdigit())
+    }
     return words - _STOPWORDS
 
 
@@ -103,15 +111,19 @@ def attribute(
     """
     passage_tokens = [tokens(p) for p in passages]
     asked = tokens(question)
-    pieces = _SENTENCE_END.split(resolved.text)
-    separators = _SENTENCE_END.findall(resolved.text)
+    text = resolved.text
+    # the refiners' sentence splitter, which knows "U.S." and "Dr." do not end sentences
     out: list[str] = []
-    for i, sentence in enumerate(pieces):
+    at = 0
+    for start, end in split_sentences(text):
+        out.append(text[at:start])
         out.append(
-            _cite_sentence(sentence, passage_tokens, asked, resolved, min_overlap, min_tokens)
+            _cite_sentence(
+                text[start:end], passage_tokens, asked, resolved, min_overlap, min_tokens
+            )
         )
-        if i < len(separators):
-            out.append(separators[i])
+        at = end
+    out.append(text[at:])
     resolved.text = "".join(out)
     return resolved
 

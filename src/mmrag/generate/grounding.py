@@ -18,7 +18,7 @@ import numpy as np
 
 from mmrag.errors import ConfigError
 from mmrag.generate.base import SentenceSupport
-from mmrag.generate.citations import MARKER, marker_numbers
+from mmrag.generate.citations import MARKER, marker_numbers, tokens
 from mmrag.models.lm import LanguageModel
 from mmrag.refine.sentences import split_sentences
 from mmrag.registry import Registry
@@ -177,11 +177,56 @@ def join_sentences(sentences: Sequence[str]) -> str:
     return out
 
 
+# A claim of at most this many content words is a fragment ("October 1973"), not a
+# statement: it is checked as the answer to the question, not on its own.
+FRAGMENT_WORDS = 6
+# Answers to yes/no questions, which no passage contains word for word.
+_YES_NO = frozenset({"yes", "no", "是", "否", "不是", "对", "不对"})
+# The share of a fragment's words that its passage must contain. A short answer is
+# copied from its passage (the prompt asks for that), so one the passage does not
+# contain was made up or came from elsewhere; the cross-encoder, which reads relevance,
+# would pass it when the question matches the passage.
+FRAGMENT_OVERLAP = 0.5
+
+
+def is_fragment(claim: str) -> bool:
+    return len(tokens(claim)) <= FRAGMENT_WORDS and not claim.rstrip(".!?。！？").endswith(":")
+
+
+def _fragment_in(fragment_words: set[str], passage: str) -> bool:
+    if not fragment_words:
+        return True
+    inside = fragment_words & tokens(passage, short=True)
+    return len(inside) / len(fragment_words) >= FRAGMENT_OVERLAP
+
+
+def claim_scores(
+    claim: str, passages: Sequence[str], judge: Judge, question: str = ""
+) -> np.ndarray:
+    """The judge's score of each passage for one answer sentence.
+
+    A fragment is scored as "question + fragment", and against a passage that does not
+    contain its words it scores -inf: see FRAGMENT_OVERLAP.
+    """
+    if not passages:
+        return np.zeros(0)
+    if not (question and is_fragment(claim)):
+        return judge.scores(claim, list(passages))
+    scores = np.asarray(judge.scores(f"{question} {claim}", list(passages)), dtype=np.float64)
+    bare = " ".join(claim.lower().rstrip(".!?。！？").split())
+    if bare in _YES_NO:
+        return scores
+    words = tokens(claim, short=True) - tokens(question, short=True)
+    inside = np.array([_fragment_in(words, p) for p in passages])
+    return np.where(inside, scores, -np.inf)
+
+
 def check_support(
     text: str,
     passages: Sequence[str],
     judge: Judge,
     inferred: set[int] | frozenset[int] = frozenset(),
+    question: str = "",
 ) -> list[SentenceSupport]:
     """Each sentence of `text` and whether a passage of the context supports it.
 
@@ -189,12 +234,13 @@ def check_support(
     does not support but another passage does is re-cited to that passage, flagged as
     inferred (small models often cite the wrong number for a right fact); an uncited
     sentence gets the passage that supports it, also inferred, or stays unsupported.
-    `inferred` are citation numbers the model did not write itself.
+    `inferred` are citation numbers the model did not write itself. With the
+    `question`, short answers are checked as answers to it (`claim_scores`).
     """
     out = []
     for s in answer_sentences(text):
         cited = [n for n in s.citations if 1 <= n <= len(passages)]
-        scores = judge.scores(s.claim, list(passages)) if passages else np.zeros(0)
+        scores = claim_scores(s.claim, passages, judge, question)
         best_cited = max((float(scores[n - 1]) for n in cited), default=float("-inf"))
         if best_cited >= judge.support_threshold:
             is_inferred = all(n in inferred for n in cited)
@@ -211,7 +257,7 @@ def check_support(
                 )
             )
             continue
-        shown = round(best_cited, 4) if cited else None
+        shown = round(best_cited, 4) if cited and np.isfinite(best_cited) else None
         out.append(SentenceSupport(s.text, tuple(cited), False, shown, False))
     return out
 

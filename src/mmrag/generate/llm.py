@@ -5,8 +5,9 @@ for `[n]` markers, markers naming no passage are dropped and reported, and, when
 `attribute` is on, uncited sentences that copy a passage get that passage's marker.
 A judge (grounding.py) then checks every sentence against the passages it cites, and
 decides before generation whether the passages hold an answer at all: when no passage
-is relevant to the question, or the model says it cannot answer, the answer is
-"not found in the indexed material" with the closest passages.
+is relevant to the question, the model says it cannot answer, or no sentence it wrote
+is supported by a passage, the answer is "not found in the indexed material" with the
+closest passages.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from mmrag.generate.base import NOT_FOUND, Answer, Citation, Generator, Sentence
 from mmrag.generate.citations import attribute as attribute_citations
 from mmrag.generate.citations import resolve
 from mmrag.generate.grounding import Judge, check_support, join_sentences, make_judge, relevance
-from mmrag.generate.prompts import IMAGE_MODALITIES, INSTRUCTION, SYSTEM, build_messages
+from mmrag.generate.prompts import DEFAULT_STYLE, IMAGE_MODALITIES, STYLES, build_messages
 from mmrag.models.lm import LanguageModel
 from mmrag.types import Hit, Ranked, StageReport
 
@@ -129,7 +130,9 @@ class LLMGenerator(Generator):
     """Answer with citations from a chat model.
 
     `lm` overrides the model options; `multimodal` sends image passages as image parts
-    (only useful with an endpoint that reads images).
+    (only useful with an endpoint that reads images). `style` picks the answer prompt
+    ("short": the fewest words that answer; "sentence": one full sentence); `system` and
+    `instruction` replace its parts.
     """
 
     name = "llm"
@@ -150,16 +153,20 @@ class LLMGenerator(Generator):
         max_tokens: int = 128,
         temperature: float = 0.0,
         max_passage_chars: int = 1500,
-        system: str = SYSTEM,
-        instruction: str = INSTRUCTION,
+        style: str = DEFAULT_STYLE,
+        system: str | None = None,
+        instruction: str | None = None,
         multimodal: bool = False,
         attribute: bool = True,
         verify: str | Judge | None = "cross-encoder",
         refuse_below: float | None = None,
         refuse: bool = True,
+        refuse_unsupported: bool = True,
     ) -> None:
         if max_tokens <= 0:
             raise ConfigError(f"max_tokens must be positive, got {max_tokens}")
+        if style not in STYLES:
+            raise ConfigError(f"unknown answer style {style!r}; choose one of: {', '.join(STYLES)}")
         if lm is None and base_url is None:
             model = model or DEFAULT_GENERATOR_MODEL
         self.lm = lm or make_lm(
@@ -169,11 +176,15 @@ class LLMGenerator(Generator):
         # None: the judge's own calibrated threshold
         self.refuse_below = refuse_below
         self.refuse = refuse
+        self.refuse_unsupported = refuse_unsupported
         self.max_tokens = max_tokens
         self.temperature = temperature
         self.max_passage_chars = max_passage_chars
-        self.system = system
-        self.instruction = instruction
+        self.style = style
+        self.system = system if system is not None else STYLES[style][0]
+        self.instruction = instruction if instruction is not None else STYLES[style][1]
+        # custom prompts would contradict the style's worked examples
+        self.examples = STYLES[style][2] if system is None and instruction is None else ()
         self.multimodal = multimodal
         self.attribute = attribute
 
@@ -188,6 +199,7 @@ class LLMGenerator(Generator):
             ranked.hits,
             system=self.system,
             instruction=self.instruction,
+            examples=self.examples,
             max_passage_chars=self.max_passage_chars,
             images=self.multimodal,
             media=self.media,
@@ -316,13 +328,25 @@ class LLMGenerator(Generator):
         if self.judge is not None and resolved.text:
             checked = time.perf_counter()
             sentences = check_support(
-                resolved.text, [h.text for h in hits], self.judge, resolved.inferred
+                resolved.text,
+                [h.text for h in hits],
+                self.judge,
+                resolved.inferred,
+                question=ranked.query.text,
             )
             report.extra["verify_s"] = round(time.perf_counter() - checked, 4)
             report.extra["judge"] = self.judge.name
             # the checker may have moved a citation to the passage that holds the fact
             text = join_sentences([s.text for s in sentences])
             citations = _citations(sentences, hits, resolved.numbers, resolved.inferred)
+            if self.refuse and self.refuse_unsupported and not any(s.supported for s in sentences):
+                # nothing the model wrote is backed by a passage: say so rather than
+                # pass on a guess (the reply stays in the report)
+                report.extra["refused_by"] = "unsupported"
+                report.extra["grounding"] = Answer(
+                    ranked.query.text, text, hits, sentences=sentences
+                ).grounding()
+                return self.not_found(ranked, report, raw)
         report.n_out = len(citations)
         answer = Answer(
             question=ranked.query.text,

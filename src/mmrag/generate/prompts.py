@@ -11,25 +11,93 @@ from __future__ import annotations
 import base64
 import mimetypes
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mmrag.types import Document, Hit, Modality
 
-SYSTEM = (
-    "You answer questions using only the numbered passages you are given. "
-    "Answer in one short sentence and end it with the number of the passage you used in "
-    "square brackets, for example: The tower is 330 metres tall [2]."
+# Two answer styles. "short" asks for the fewest words that answer (a name, a date, a
+# phrase copied from the passage), which is what a reader scans for and what extractive
+# QA scores; "sentence" asks for one full sentence. Worked examples go in as earlier
+# chat turns, never inside the system prompt: Qwen2.5 copied an inline example ("The
+# tower is 330 metres tall [2]") as the answer to an unrelated SQuAD question, and
+# Qwen2.5-0.5B told only in words to be brief kept writing sentences or "[1]" alone.
+# The examples are a fixed prefix of every prompt, so llama.cpp (and servers with
+# prefix caching) evaluate them once, not per question. Repeating the question after
+# the passages keeps a small model on it. Small models told to say when the passages
+# lack the answer say so far too often (Qwen2.5-0.5B: 9 of 12 answerable SQuAD
+# questions), so that decision is the relevance judge's (grounding.py); a model that
+# still declines is recognised by `llm.is_refusal`.
+SHORT_SYSTEM = (
+    "You answer questions using only the numbered passages you are given. Reply with "
+    "the answer alone, in as few words as possible, copied from the passage (a name, a "
+    "date, a number or a short phrase), then the number of that passage in square "
+    "brackets. Write a full sentence only when a short phrase cannot answer the question."
 )
-# Repeating the question after the passages keeps a small model on it. Small models told
-# to say when the passages lack the answer say so far too often (Qwen2.5-0.5B: 9 of 12
-# answerable SQuAD questions), so that decision is the relevance judge's (grounding.py);
-# a model that still declines is recognised by `llm.is_refusal`. Asked for 'a sentence that
-# ends with its passage number', Qwen2.5-0.5B often wrote the number alone.
-INSTRUCTION = (
+SHORT_INSTRUCTION = (
+    "Question: {question}\nReply with the shortest answer from the passages, then its "
+    "passage number in square brackets."
+)
+SENTENCE_SYSTEM = (
+    "You answer questions using only the numbered passages you are given. Answer in one "
+    "short sentence and end it with the number of the passage you used in square brackets."
+)
+SENTENCE_INSTRUCTION = (
     "Question: {question}\nWrite the answer as one full sentence, followed by the number of "
     "the passage it comes from in square brackets."
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    """A worked question: passages as (source name, text), and the reply to imitate."""
+
+    question: str
+    passages: tuple[tuple[str, str], ...]
+    answer: str
+
+
+# Written for the prompt, not taken from any evaluation set. The second passage of the
+# first example is the one that answers, so the examples do not teach "always cite [1]".
+_TELESCOPES = (
+    (
+        "webb.txt",
+        "The James Webb Space Telescope was launched on 25 December 2021 on an "
+        "Ariane 5 rocket from French Guiana.",
+    ),
+    (
+        "hubble.txt",
+        "The Hubble Space Telescope was carried into orbit by the Space Shuttle "
+        "Discovery in April 1990. Air in the atmosphere moves and bends incoming light, which "
+        "blurs what ground telescopes see; in orbit, Hubble is above that distortion.",
+    ),
+)
+_RIVER = (("长江.txt", "长江是中国最长的河流，全长约6300公里，流经11个省级行政区，最后注入东海。"),)
+SHORT_EXAMPLES = (
+    Example("When did the Hubble Space Telescope reach orbit?", _TELESCOPES, "April 1990 [2]"),
+    Example(
+        "Why does Hubble see more sharply than telescopes on the ground?",
+        _TELESCOPES,
+        "Because it is above the atmosphere, whose moving air bends and blurs light [2].",
+    ),
+    Example("长江最后流入哪里？", _RIVER, "东海[1]"),
+)
+SENTENCE_EXAMPLES = (
+    Example(
+        "When did the Hubble Space Telescope reach orbit?",
+        _TELESCOPES,
+        "The Hubble Space Telescope reached orbit in April 1990, carried by the Space "
+        "Shuttle Discovery [2].",
+    ),
+)
+# style -> (system prompt, instruction after the passages, worked examples)
+STYLES: dict[str, tuple[str, str, tuple[Example, ...]]] = {
+    "short": (SHORT_SYSTEM, SHORT_INSTRUCTION, SHORT_EXAMPLES),
+    "sentence": (SENTENCE_SYSTEM, SENTENCE_INSTRUCTION, SENTENCE_EXAMPLES),
+}
+DEFAULT_STYLE = "short"
+SYSTEM, INSTRUCTION, EXAMPLES = STYLES[DEFAULT_STYLE]
 
 IMAGE_MODALITIES = (Modality.IMAGE, Modality.PAGE)
 IMAGE_TYPES = {"image/jpeg", "image/png", "image/webp", "image/gif"}
@@ -76,14 +144,26 @@ def build_messages(
     *,
     system: str = SYSTEM,
     instruction: str = INSTRUCTION,
+    examples: Sequence[Example] = (),
     max_passage_chars: int = 1500,
     images: bool = False,
     media: MediaResolver | None = None,
 ) -> list[ChatMessage]:
-    """System + user message: the question, the numbered passages, the question again.
+    """System, the worked examples as earlier turns, then the user message: the
+    question, the numbered passages, the question again.
 
     With `images`, image passages become image parts; `instruction` may use {question}.
     """
+    messages: list[ChatMessage] = [{"role": "system", "content": system}]
+    for example in examples:
+        lines = [
+            f"Passage [{n}] (from {name}): {text}\n"
+            for n, (name, text) in enumerate(example.passages, 1)
+        ]
+        messages.append(
+            {"role": "user", "content": _user_text(example.question, lines, instruction)}
+        )
+        messages.append({"role": "assistant", "content": example.answer})
     head = f"Question: {question}\n\nPassages:"
     if not hits:
         context_parts: list[dict[str, Any]] = [{"type": "text", "text": f"{head} (none)\n"}]
@@ -109,7 +189,13 @@ def build_messages(
         content: str | list[dict[str, Any]] = _merge_text(context_parts)
     else:
         content = "".join(p["text"] for p in context_parts)
-    return [{"role": "system", "content": system}, {"role": "user", "content": content}]
+    messages.append({"role": "user", "content": content})
+    return messages
+
+
+def _user_text(question: str, passage_lines: Sequence[str], instruction: str) -> str:
+    tail = instruction.replace("{question}", question)
+    return f"Question: {question}\n\nPassages:\n{''.join(passage_lines)}\n{tail}"
 
 
 def _merge_text(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
