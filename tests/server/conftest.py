@@ -30,6 +30,9 @@ name = "llm"
 model = "qwen2.5-coder-0.5b-instruct"  # the fast one: these tests check mechanics, not quality
 max_tokens = 16
 max_passage_chars = 500
+# one sentence: with the short style the 0.5B model picks the wrong name from the
+# passage ("Johann Fust") for "Who invented the printing press?" (bench/results/qa-sweep.json)
+style = "sentence"
 """
 
 
