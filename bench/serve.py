@@ -4,11 +4,17 @@
   p50/p95, in process;
 - local generation speed (tokens/s) from the same runs;
 - time to first token over SSE from `mmrag serve` (a subprocess on 127.0.0.1);
-- /search under load: N concurrent clients for S seconds on loopback: requests/s,
-  p50/p99 latency, error count.
+- /search under load: N concurrent clients for S seconds on loopback, per retriever:
+  requests/s, p50/p99 latency, errors (a failed request or hits other than the same
+  query got alone), CPU per request, load average before and after.
 
-    .venv/bin/python bench/serve.py [--data ../shared/data] [--queries 30]
-        [--clients 32] [--seconds 60] [--config examples/pipeline.toml]
+The store is SciFact indexed with the default English encoder (BGE-small INT8, ONNX),
+the store bench/query_latency.py uses. Parts not run keep their earlier figures in the
+JSON, so `--parts search` re-measures the load alone (generation is slow).
+
+    .venv/bin/python bench/serve.py [--parts ask,sse,search] [--data ../shared/data]
+        [--queries 30] [--clients 32] [--seconds 60] [--retrievers bm25,hybrid,dense]
+        [--config examples/pipeline.toml]
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -32,6 +39,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 HOST = "127.0.0.1"  # loopback only: the load test never leaves the machine
+STORE = "SciFact, BGE-small INT8 ONNX vectors + BM25"
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -47,7 +55,7 @@ def _summary(values: list[float]) -> dict[str, float]:
 
 
 def scifact_store(data: Path) -> tuple[Path, dict[str, str]]:
-    """The cached SciFact store (MiniLM + BM25, built once) and the test queries."""
+    """The cached SciFact store (BGE-small ONNX + BM25, built once) and the test queries."""
     from mmrag.eval.datasets import load_beir
     from mmrag.eval.runner import Corpus, cached_store
     from mmrag.models.text import load_text_encoder
@@ -58,7 +66,7 @@ def scifact_store(data: Path) -> tuple[Path, dict[str, str]]:
         titles={d: v.get("title", "") for d, v in beir.corpus.items()},
     )
     cache = Path(os.environ.get("MMRAG_CACHE", ROOT / ".mmrag-cache")) / "eval-stores"
-    encoder = load_text_encoder("sentence-transformers")
+    encoder = load_text_encoder("onnx", model="bge-small-en-v1.5")  # as `mmrag index`
     with cached_store(cache, "beir-scifact", corpus, encoder, show=False) as store:
         path = store.path
     return path, beir.queries
@@ -128,21 +136,27 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(store_path: Path, config: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(store_path: Path, config: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """`mmrag serve` as a user starts it (read-only), its output to `log`."""
     port = _free_port()
-    code = (
-        "from mmrag.server import serve; "
-        f"serve({HOST!r}, {port}, {str(store_path)!r}, None, {str(config)!r}, "
-        "read_only=True, log_level='warning')"
-    )
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)
+    command = [
+        str(Path(sys.executable).with_name("mmrag")),
+        "serve",
+        "--host", HOST,
+        "--port", str(port),
+        "--store", str(store_path),
+        "--config", str(config),
+        "--read-only",
+    ]  # fmt: skip
+    with log.open("wb") as out:
+        proc = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://{HOST}:{port}"
     import httpx
 
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"the server exited with {proc.returncode}")
+            raise RuntimeError(f"the server exited with {proc.returncode}; see {log}")
         try:
             if httpx.get(url + "/health", timeout=1).status_code == 200:
                 return proc, url
@@ -282,6 +296,10 @@ async def _load(
     }
 
 
+def _load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
@@ -291,50 +309,73 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument(
-        "--parts", default="ask,sse,load", help="comma-separated: ask, sse, load"
+        "--parts", default="ask,sse,search", help="comma-separated: ask, sse, search"
     )
-    parser.add_argument("--retrievers", default="bm25,hybrid", help="searched under load")
+    parser.add_argument(
+        "--retrievers", default="bm25,hybrid,dense", help="searched under load, in turn"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "serve.json")
     args = parser.parse_args()
     parts = set(args.parts.split(","))
+    if parts - {"ask", "sse", "search"}:
+        parser.error(f"unknown parts: {', '.join(sorted(parts - {'ask', 'sse', 'search'}))}")
 
     store_path, queries = scifact_store(args.data)
     texts = list(queries.values())
     rng = random.Random(0)
     sample = rng.sample(texts, min(args.queries, len(texts)))
+    # Parts not run this time keep their earlier figures; each part says when and on
+    # what it ran.
+    earlier = json.loads(args.out.read_text()) if args.out.exists() else {}
     result: dict[str, Any] = {
         "machine": {
             "python": sys.version.split()[0],
             "platform": platform.platform(),
             "cpus": os.cpu_count(),
-            "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         },
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "dataset": "scifact (test queries)",
         "config": str(args.config.relative_to(ROOT))
         if args.config.is_relative_to(ROOT)
         else str(args.config),
+        **{part: earlier[part] for part in ("ask", "sse", "search_load") if part in earlier},
     }
     if "ask" in parts:
         print("ask latency …", flush=True)
+        started, load = time.strftime("%Y-%m-%dT%H:%M:%S"), _load_average()
         result["ask"] = ask_latency(store_path, args.config, sample)
-    proc, url = start_server(store_path, args.config)
+        result["ask"].update(started=started, store=STORE, load_average_at_start=load)
+        result["ask"]["load_average_at_end"] = _load_average()
+    if not parts & {"sse", "search"}:
+        _write(args.out, result)
+        return
+    log = Path(tempfile.gettempdir()) / "mmrag-bench-serve.log"
+    proc, url = start_server(store_path, args.config, log)
     try:
         if "sse" in parts:
             print("time to first token over SSE …", flush=True)
+            started, load = time.strftime("%Y-%m-%dT%H:%M:%S"), _load_average()
             result["sse"] = sse_first_token(url, sample[: args.sse_queries], max_tokens=8)
-        if "load" in parts:
+            result["sse"].update(started=started, store=STORE, load_average_at_start=load)
+            result["sse"]["load_average_at_end"] = _load_average()
+        if "search" in parts:
             result["search_load"] = []
             for name in args.retrievers.split(","):
                 print(f"/search {name}: {args.clients} clients, {args.seconds:g} s …", flush=True)
                 run = _load(url, texts, name, args.clients, args.seconds, proc.pid)
-                result["search_load"].append(asyncio.run(run))
+                started = time.strftime("%Y-%m-%dT%H:%M:%S")
+                result["search_load"].append(
+                    {"started": started, "store": STORE, **asyncio.run(run)}
+                )
+                print(json.dumps(result["search_load"][-1]), flush=True)
     finally:
         proc.terminate()
         proc.wait(30)
-    result["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    _write(args.out, result)
+
+
+def _write(out: Path, result: dict[str, Any]) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 
 

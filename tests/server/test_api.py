@@ -82,10 +82,7 @@ def test_upload_search_and_delete_a_text_file(served: Live) -> None:
 
 def test_search_matches_the_library_retriever(served: Live) -> None:
     body = served.client.post("/api/search", json={"query": "comet landing", "k": 5}).json()
-    with served.state.store_lock:
-        expected = RETRIEVERS.create("hybrid", store=served.state.store).retrieve(
-            "comet landing", 5
-        )
+    expected = RETRIEVERS.create("hybrid", store=served.state.store).retrieve("comet landing", 5)
     assert [h["id"] for h in body["hits"]] == expected.ids()
     assert body["retriever"] == "hybrid"
     bm25 = served.client.post(
@@ -103,7 +100,7 @@ def test_unknown_retriever_is_a_clear_400(served: Live) -> None:
 def test_deleting_a_file_indexed_from_outside_keeps_the_file(served: Live, tmp_path: Path) -> None:
     own = tmp_path / "my-notes.txt"
     own.write_text("Marmalade recipes from Seville oranges need long boiling with pectin.")
-    with served.state.store_lock:
+    with served.state.write_lock:
         served.state.indexer().index_paths([own])
     r = served.client.delete("/api/documents", params={"source_id": str(own.resolve())})
     assert r.status_code == 200 and r.json()["chunks_removed"] == 1
@@ -246,7 +243,7 @@ def test_documents_pointing_outside_the_store_are_refused(served: Live, tmp_path
         Document(id=f"trap-{k}", text="x", modality=Modality.IMAGE, source_id="trap", **v)
         for k, v in refs.items()
     ]
-    with served.state.store_lock:
+    with served.state.write_lock:
         served.state.store.write(Batch([SourceInfo("trap", "0")], docs, [["x"] for _ in docs]))
     try:
         for key in refs:
@@ -257,7 +254,7 @@ def test_documents_pointing_outside_the_store_are_refused(served: Live, tmp_path
                 assert r.status_code == 404, key
                 assert b"not for you" not in r.content
     finally:
-        with served.state.store_lock:
+        with served.state.write_lock:
             served.state.store.delete_sources(["trap"])
         link.unlink()
 

@@ -1,8 +1,9 @@
 """Run the pipeline for one question in a background worker, for /api/ask and /v1/chat.
 
-Retrieval holds the store lock; generation does not, and takes one of the server's
-generation slots. The items are the pipeline's: the context (`Ranked`), text pieces,
-then the `Answer`. A failing stage arrives as `StageFailed`, which carries the passages.
+Each answer takes one of the server's generation slots; it shares the store with
+searches and uploads call by call (index/store.py). The items are the pipeline's: the
+context (`Ranked`), text pieces, then the `Answer`. A failing stage arrives as
+`StageFailed`, which carries the passages.
 """
 
 from __future__ import annotations
@@ -24,8 +25,7 @@ def _items(
     state: ServerState, pipeline: Pipeline, query: Query, max_tokens: int | None
 ) -> Iterator[PipelineItem]:
     stages: list[StageReport] = []
-    with state.store_lock:
-        ranked = pipeline.context(query, stages)
+    ranked = pipeline.context(query, stages)
     yield ranked
     yield from pipeline.generate_stream(ranked, max_tokens, stages)
 

@@ -50,7 +50,11 @@ def create_app(settings: ServerSettings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.mmrag = state
-    app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.max_request_bytes,
+        routes={documents.UPLOAD_PATH: settings.max_upload_bytes},
+    )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -74,12 +78,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     @app.get("/api/info", tags=["meta"], dependencies=[Depends(require_key)])
     async def info(request: Request) -> dict[str, Any]:
         st: ServerState = request.app.state.mmrag
-
-        def read() -> dict[str, Any]:
-            with st.store_lock:
-                return st.store.info()
-
-        store_info = await run_in_threadpool(read)
+        store_info = await run_in_threadpool(st.store.info)
         return {
             "store": store_info,
             "active_generations": st.active_generations,

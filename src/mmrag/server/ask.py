@@ -49,8 +49,24 @@ def _query(text: str, filters: dict[str, Any] | None) -> Query:
     return Query(text=text, filters=filters)
 
 
+def cut_query(text: str, limit: int) -> str:
+    """`text` up to `limit` characters, without the word the limit falls in."""
+    if len(text) <= limit:
+        return text
+    head = text[:limit]
+    if text[limit].isspace():
+        return head
+    words = head.rsplit(maxsplit=1)
+    return words[0] if len(words) == 2 else head
+
+
 async def _search(state: ServerState, body: SearchRequest) -> JSONResponse:
-    query = _query(body.query, body.filters)
+    if body.k > state.settings.search_k_max:
+        raise HTTPException(
+            422, f"k={body.k} is over this server's limit of {state.settings.search_k_max}"
+        )
+    text = cut_query(body.query, state.settings.max_query_chars)
+    query = _query(text, body.filters)
     retriever = state.built_retriever(body.retriever) or await run_in_threadpool(
         state.retriever, body.retriever
     )
@@ -65,7 +81,8 @@ async def _search(state: ServerState, body: SearchRequest) -> JSONResponse:
     # model and walk it with jsonable_encoder.
     return JSONResponse(
         {
-            "query": body.query,
+            "query": text,  # what was searched
+            "truncated": len(text) < len(body.query),
             "retriever": getattr(retriever, "name", body.retriever),
             "seconds": round(time.perf_counter() - started, 4),
             "hits": [passage_dict(i, h) for i, h in enumerate(ranked.hits, 1)],
@@ -82,8 +99,8 @@ async def search(request: Request, body: SearchRequest) -> JSONResponse:
 @router.get("/search", summary="Search the store (query string)")
 async def search_get(
     request: Request,
-    q: Annotated[str, Param(min_length=1, max_length=4000)],
-    k: Annotated[int, Param(ge=1, le=100)] = 10,
+    q: Annotated[str, Param(min_length=1)],
+    k: Annotated[int, Param(ge=1)] = 10,
     retriever: str | None = None,
 ) -> JSONResponse:
     return await _search(_state(request), SearchRequest(query=q, k=k, retriever=retriever))

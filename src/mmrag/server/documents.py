@@ -24,6 +24,7 @@ from mmrag.server.auth import require_key
 from mmrag.server.state import ServerState
 
 router = APIRouter(prefix="/api", tags=["documents"], dependencies=[Depends(require_key)])
+UPLOAD_PATH = "/api/documents"  # the one route whose body may be as large as an upload
 _UNSAFE = re.compile(r"[^\w.\- ()]+")
 _SNIFF_BYTES = 8192
 
@@ -115,7 +116,8 @@ def _index(state: ServerState, checked: list[_Checked]) -> list[dict[str, Any]]:
     indexer = state.indexer(
         images=any(Path(c.name).suffix.lower() in IMAGE_SUFFIXES for c in checked)
     )
-    with state.store_lock:
+    # Other writers wait; searches go on, the store taking its lock per commit only.
+    with state.write_lock:
         paths, created = _stage(state, checked)
         try:
             report = indexer.index_paths(paths)
@@ -154,11 +156,7 @@ async def upload(
 async def list_documents(request: Request) -> dict[str, Any]:
     state = _state(request)
 
-    def read() -> list[dict[str, Any]]:
-        with state.store_lock:
-            return state.store.sources()
-
-    sources = await run_in_threadpool(read)
+    sources = await run_in_threadpool(state.store.sources)
     for s in sources:
         s["name"] = Path(s["path"]).name if s.get("path") else s["source_id"]
         s["uploaded"] = bool(s.get("path")) and Path(s["path"]).resolve().is_relative_to(
@@ -176,7 +174,7 @@ async def delete_document(
     _writable(state)
 
     def remove() -> tuple[int, str | None]:
-        with state.store_lock:
+        with state.write_lock:
             known = {s["source_id"]: s.get("path") for s in state.store.sources()}
             if source_id not in known:
                 return -1, None

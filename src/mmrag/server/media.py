@@ -33,8 +33,7 @@ def _state(request: Request) -> ServerState:
 
 
 def _document(state: ServerState, doc_id: str) -> tuple[Document, Path]:
-    with state.store_lock:
-        docs = state.store.get([doc_id])
+    docs = state.store.get([doc_id])
     if not docs:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such document")
     path = state.media(docs[0])

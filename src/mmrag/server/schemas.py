@@ -10,8 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    query: str = Field(min_length=1, max_length=4000, description="What to look for.")
-    k: int = Field(10, ge=1, le=100, description="How many passages.")
+    # No length limit here: the body limit bounds it, and a long query is cut, not refused.
+    query: str = Field(min_length=1, description="What to look for.")
+    k: int = Field(10, ge=1, description="How many passages (at most the server's search_k_max).")
     retriever: str | None = Field(None, description="A retriever name; default: the pipeline's.")
     filters: dict[str, Any] | None = Field(None, description="Metadata filter, Mongo-like.")
 

@@ -1,13 +1,15 @@
 """What one server holds: the store, lazily built pipeline, retrievers and indexer, and locks.
 
-The store's SQLite connection and its in-memory indexes are shared by every request,
-so each use of the store (a search, the retrieval part of an answer, an upload) holds
-`store_lock`; generation runs outside it, so a long answer never blocks searches.
+The store serialises its own calls (index/store.py), so searches, the retrieval part of
+an answer and an upload interleave call by call: an upload holds the store while it
+writes a batch, never while it embeds one, and generation never holds it. Writers
+(uploads, deletions) take turns under `write_lock`, so one upload's look at what is
+stored, its writes and its clean-up are not mixed with another's; readers never take it.
 """
 
 from __future__ import annotations
 
-import sys
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +19,7 @@ from mmrag.index.indexer import Indexer
 from mmrag.index.store import EmbeddedStore
 from mmrag.pipeline import Pipeline, default_retriever_name, media_resolver
 from mmrag.retrieve import RETRIEVERS, Retriever
+from mmrag.server.batching import SearchBatcher
 from mmrag.server.settings import ServerSettings
 from mmrag.types import Document
 
@@ -33,7 +36,7 @@ class ServerState:
         self.root: Path = self.store.path.resolve()
         self.uploads = self.root / UPLOADS
         self.thumbnails = self.root / THUMBNAILS
-        self.store_lock = threading.RLock()
+        self.write_lock = threading.Lock()
         self.generation_slots = threading.BoundedSemaphore(max(1, settings.generation_slots))
         self.media: Callable[[Document], Path | None] = media_resolver(self.root)
         self._build_lock = threading.Lock()
@@ -44,25 +47,21 @@ class ServerState:
         self._fields = dict(self.store.fields())
         self._count_lock = threading.Lock()
         self.active_generations = 0
-        from mmrag.server.batching import SearchBatcher  # it refers back to this class
-
-        self.batcher = SearchBatcher(self)
+        self.batcher = SearchBatcher(settings.search_workers or os.cpu_count() or 1)
 
     # ---- lazily built components -------------------------------------------------
 
     def pipeline(self) -> Pipeline:
         with self._build_lock:
             if self._pipeline is None:
-                with self.store_lock:
-                    self._pipeline = Pipeline.from_toml(self.settings.config, self.store)
+                self._pipeline = Pipeline.from_toml(self.settings.config, self.store)
                 self._by_request.pop(None, None)  # the config may name another default
             return self._pipeline
 
     def default_retriever(self) -> str:
         if self._pipeline is not None:
             return self._pipeline.names["retrieve"]
-        with self.store_lock:
-            return default_retriever_name(self.store)
+        return default_retriever_name(self.store)
 
     def built_retriever(self, name: str | None) -> Retriever | None:
         """The retriever a request named (None: the default) if it was built already.
@@ -75,22 +74,9 @@ class ServerState:
         with self._build_lock:
             key = name or self.default_retriever()
             if key not in self._retrievers:
-                with self.store_lock:
-                    self._retrievers[key] = RETRIEVERS.create(key, store=self.store)
-                self._limit_torch_threads()
+                self._retrievers[key] = RETRIEVERS.create(key, store=self.store)
             self._by_request[name] = self._retrievers[key]
             return self._retrievers[key]
-
-    def _limit_torch_threads(self) -> None:
-        """One torch intra-op thread once a torch model is loaded.
-
-        Searches run one batch at a time while the event loop keeps the other core busy;
-        torch's second thread then spin-waits for a core it cannot get. Under 32 clients
-        MiniLM query encoding took 71% of the server's samples with two threads
-        (py-spy, issue 11 profiling). A generator that sets its own count does so after.
-        """
-        if "torch" in sys.modules:
-            sys.modules["torch"].set_num_threads(self.settings.model_threads)
 
     def indexer(self, images: bool = False) -> Indexer:
         """The indexer for uploads; with `images` (or once the store has an image field)
@@ -141,5 +127,4 @@ class ServerState:
 
     def close(self) -> None:
         self.batcher.close()
-        with self.store_lock:
-            self.store.close()
+        self.store.close()
