@@ -134,3 +134,35 @@ def test_image_part_refuses_non_images(tmp_path: Path) -> None:
     text = tmp_path / "notes.txt"
     text.write_text("hello")
     assert image_part(text) is None
+
+
+def test_why_and_how_questions_ask_for_the_reason() -> None:
+    from mmrag.generate.prompts import EXPLAIN, asks_for_explanation
+
+    for q in ("Why does bread rise?", "How do bees tell where flowers are?", "为什么天是蓝的？"):
+        assert asks_for_explanation(q), q
+    for q in (
+        "How many moons has Mars?",
+        "How long is the Nile?",
+        "Who printed books?",
+        "长江有多少公里？",
+    ):
+        assert not asks_for_explanation(q), q
+    style = STYLES["short"]
+    (*_, why) = build_messages(
+        "Why did it rise?",
+        [_hit("a", "Yeast made gas.")],
+        instruction=style.instruction,
+        explain=style.explain,
+    )
+    assert why["content"].endswith(EXPLAIN.replace("{question}", "Why did it rise?"))
+    # the worked why-question is shown with the same instruction the real one gets
+    messages = build_messages("Who?", [], examples=style.examples, explain=style.explain)
+    asked = [m["content"] for m in messages if m["role"] == "user"]
+    assert (
+        sum(
+            text.endswith(EXPLAIN.replace("{question}", e.question))
+            for text, e in zip(asked, style.examples, strict=False)
+        )
+        == 1
+    )

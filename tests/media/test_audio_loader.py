@@ -30,7 +30,9 @@ def test_speech_becomes_a_timestamped_audio_document(seven):
     assert len(speech) == 1
     doc = speech[0]
     assert doc.modality is Modality.AUDIO and doc.media == str(seven.resolve())
-    assert doc.text == "7. [seven]"  # the digit, and its spelling for "seven" queries
+    # Whisper writes the digit or the word depending on the CPU's int8 kernels; either
+    # way the document holds both spellings, for "7" and for "seven" queries
+    assert doc.text in ("7. [seven]", "seven. [7]")
     assert doc.span.t_start == 0.0 and 0 < doc.span.t_end <= source.metadata["duration"] + 0.01
     assert source.metadata["language"] == "en" and source.metadata["asr"] == "tiny.en"
 

@@ -14,16 +14,21 @@ from mmrag.ingest.media_decode import decode_audio
 from mmrag.models.whisper import Segment, WhisperTranscriber, join_base_model
 
 # FSDD recordings that tiny.en reads right (it misreads some isolated digits: see the
-# benchmark for the whole set).
-DIGIT_FILES = {"7_george_0.wav": "7", "1_george_0.wav": "one", "5_george_0.wav": "five"}
+# benchmark for the whole set). It writes a digit or its word depending on the CPU
+# ("7." on one machine, "seven." on another): both are right.
+DIGIT_FILES = {
+    "7_george_0.wav": ("7", "seven"),
+    "1_george_0.wav": ("1", "one"),
+    "5_george_0.wav": ("5", "five"),
+}
 
 
 def test_spoken_digits_are_transcribed(whisper, data_dir):
-    for name, expected in DIGIT_FILES.items():
+    for name, spellings in DIGIT_FILES.items():
         audio = decode_audio(data_dir / "fsdd" / "recordings" / name)
         t = whisper.transcribe(audio.samples)
         assert t.language == "en"
-        assert expected in t.text.lower(), (name, t.text)
+        assert any(s in t.text.lower() for s in spellings), (name, t.text)
         assert all(0 <= s.start <= s.end <= audio.duration + 1e-6 for s in t.segments)
 
 

@@ -181,10 +181,13 @@ class LLMGenerator(Generator):
         self.temperature = temperature
         self.max_passage_chars = max_passage_chars
         self.style = style
-        self.system = system if system is not None else STYLES[style][0]
-        self.instruction = instruction if instruction is not None else STYLES[style][1]
+        chosen = STYLES[style]
+        self.system = system if system is not None else chosen.system
+        self.instruction = instruction if instruction is not None else chosen.instruction
         # custom prompts would contradict the style's worked examples
-        self.examples = STYLES[style][2] if system is None and instruction is None else ()
+        custom = system is not None or instruction is not None
+        self.examples = () if custom else chosen.examples
+        self.explain = None if custom else chosen.explain
         self.multimodal = multimodal
         self.attribute = attribute
 
@@ -200,6 +203,7 @@ class LLMGenerator(Generator):
             system=self.system,
             instruction=self.instruction,
             examples=self.examples,
+            explain=self.explain,
             max_passage_chars=self.max_passage_chars,
             images=self.multimodal,
             media=self.media,

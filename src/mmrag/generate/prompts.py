@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import base64
 import mimetypes
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from mmrag.types import Document, Hit, Modality
 
@@ -38,6 +39,13 @@ SHORT_SYSTEM = (
 SHORT_INSTRUCTION = (
     "Question: {question}\nReply with the shortest answer from the passages, then its "
     "passage number in square brackets."
+)
+# A why or how question asked in the short style still wants its reason: told to be
+# brief, Qwen2.5-1.5B answered "Why does sourdough rise without commercial yeast?" with
+# "Because it relies on a starter", leaving out the yeasts that do the raising.
+EXPLAIN_INSTRUCTION = (
+    "Question: {question}\nAnswer in one sentence that gives the reason or the process "
+    "the passages describe, then its passage number in square brackets."
 )
 SENTENCE_SYSTEM = (
     "You answer questions using only the numbered passages you are given. Answer in one "
@@ -91,13 +99,52 @@ SENTENCE_EXAMPLES = (
         "Shuttle Discovery [2].",
     ),
 )
-# style -> (system prompt, instruction after the passages, worked examples)
-STYLES: dict[str, tuple[str, str, tuple[Example, ...]]] = {
-    "short": (SHORT_SYSTEM, SHORT_INSTRUCTION, SHORT_EXAMPLES),
-    "sentence": (SENTENCE_SYSTEM, SENTENCE_INSTRUCTION, SENTENCE_EXAMPLES),
+
+
+class Style(NamedTuple):
+    """A system prompt, the instruction after the passages, the worked examples, and
+    the instruction that replaces it for a question asking why or how (None: the same)."""
+
+    system: str
+    instruction: str
+    examples: tuple[Example, ...]
+    explain: str | None = None
+
+
+STYLES: dict[str, Style] = {
+    "short": Style(SHORT_SYSTEM, SHORT_INSTRUCTION, SHORT_EXAMPLES, EXPLAIN_INSTRUCTION),
+    "sentence": Style(SENTENCE_SYSTEM, SENTENCE_INSTRUCTION, SENTENCE_EXAMPLES),
 }
 DEFAULT_STYLE = "short"
-SYSTEM, INSTRUCTION, EXAMPLES = STYLES[DEFAULT_STYLE]
+SYSTEM, INSTRUCTION, EXAMPLES, EXPLAIN = STYLES[DEFAULT_STYLE]
+
+# "How" asks for a process unless a measure follows it ("how many", "how long").
+_HOW_MEASURE = (
+    "many much long old far big tall large small often soon fast high deep wide early "
+    "late heavy hot cold"
+).split()
+_EXPLAIN_PHRASES = ("explain", "describe", "what causes", "what happens", "in what way")
+_EXPLAIN_ZH = ("为什么", "为何", "如何", "怎么", "怎样", "原因")
+
+
+def asks_for_explanation(question: str) -> bool:
+    """True for a question whose answer is a reason or a process, not a name or a number."""
+    if any(marker in question for marker in _EXPLAIN_ZH):
+        return "多少" not in question and "多久" not in question
+    words = re.findall(r"[a-z']+", question.lower())
+    for i, word in enumerate(words):
+        if word == "why":
+            return True
+        if word == "how" and (i + 1 == len(words) or words[i + 1] not in _HOW_MEASURE):
+            return True
+    text = " ".join(words)
+    return any(phrase in text for phrase in _EXPLAIN_PHRASES)
+
+
+def instruction_for(question: str, instruction: str, explain: str | None) -> str:
+    chosen = explain if explain is not None and asks_for_explanation(question) else instruction
+    return chosen.replace("{question}", question)
+
 
 IMAGE_MODALITIES = (Modality.IMAGE, Modality.PAGE)
 IMAGE_TYPES = {"image/jpeg", "image/png", "image/webp", "image/gif"}
@@ -145,6 +192,7 @@ def build_messages(
     system: str = SYSTEM,
     instruction: str = INSTRUCTION,
     examples: Sequence[Example] = (),
+    explain: str | None = None,
     max_passage_chars: int = 1500,
     images: bool = False,
     media: MediaResolver | None = None,
@@ -152,7 +200,8 @@ def build_messages(
     """System, the worked examples as earlier turns, then the user message: the
     question, the numbered passages, the question again.
 
-    With `images`, image passages become image parts; `instruction` may use {question}.
+    With `images`, image passages become image parts; `instruction` may use {question};
+    `explain`, when given, replaces it for questions asking why or how.
     """
     messages: list[ChatMessage] = [{"role": "system", "content": system}]
     for example in examples:
@@ -161,7 +210,12 @@ def build_messages(
             for n, (name, text) in enumerate(example.passages, 1)
         ]
         messages.append(
-            {"role": "user", "content": _user_text(example.question, lines, instruction)}
+            {
+                "role": "user",
+                "content": _user_text(
+                    example.question, lines, instruction_for(example.question, instruction, explain)
+                ),
+            }
         )
         messages.append({"role": "assistant", "content": example.answer})
     head = f"Question: {question}\n\nPassages:"
@@ -183,7 +237,7 @@ def build_messages(
                 context_parts.append(
                     {"type": "text", "text": f"{header} {passage_text(hit, max_passage_chars)}\n"}
                 )
-    tail = instruction.replace("{question}", question)
+    tail = instruction_for(question, instruction, explain)
     context_parts.append({"type": "text", "text": f"\n{tail}"})
     if any(p["type"] != "text" for p in context_parts):
         content: str | list[dict[str, Any]] = _merge_text(context_parts)
@@ -193,8 +247,7 @@ def build_messages(
     return messages
 
 
-def _user_text(question: str, passage_lines: Sequence[str], instruction: str) -> str:
-    tail = instruction.replace("{question}", question)
+def _user_text(question: str, passage_lines: Sequence[str], tail: str) -> str:
     return f"Question: {question}\n\nPassages:\n{''.join(passage_lines)}\n{tail}"
 
 
