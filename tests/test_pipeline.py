@@ -24,7 +24,7 @@ name = "llm"
 [generate.params]
 model = "qwen2.5-coder-0.5b-instruct"  # the fast one: these tests check mechanics, not quality
 max_tokens = 24
-style = "sentence"  # the 0.5B model in the short style names Johann Fust (bench/results/qa-sweep.json)
+style = "sentence"  # in the short style the 0.5B model names Johann Fust
 max_passage_chars = 600
 """
 
