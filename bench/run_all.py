@@ -9,6 +9,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 SCRIPTS = [
     "text_retrieval.py",
+    "query_latency.py",
+    "indexing.py",
     "rerank.py",
     "refine.py",
     "qa.py",
@@ -16,6 +18,7 @@ SCRIPTS = [
     "audio_video.py",
     "serve.py",
     "scale.py",
+    "scale_1m.py",  # last: builds ~9 GB of stores under .mmrag-cache and takes hours
 ]
 
 
