@@ -6,6 +6,12 @@ threads and 0.12 ms on one, on this 2-core machine at load 8 (timed in place on 
 SciFact store of bench/query_latency.py, whose dense p50 with one thread is 10 ms,
 encoding included). Counts are per process, so each search sets the
 count it wants and puts the previous one back; setting costs about a microsecond.
+
+Putting it back is not free everywhere: from a thread other than the main one, raising
+OpenBLAS to two threads again woke a worker that spun through the next query's encoding
+(a dense SciFact query in a worker thread took 20 ms of CPU for 10 ms of wall time, 10 ms
+in the main thread). A server runs every search in worker threads, so it sets the count
+once for the process (`set_blas_threads`) and the per-search change becomes a no-op.
 """
 
 from __future__ import annotations
@@ -26,6 +32,12 @@ def _blas_libraries() -> tuple[Any, ...]:
     except ImportError:  # a speed-up only: without it BLAS keeps its own count
         return ()
     return tuple(ThreadpoolController().select(user_api="blas").lib_controllers)
+
+
+def set_blas_threads(n: int) -> None:
+    """BLAS runs on `n` threads in this process from now on."""
+    for lib in _blas_libraries():
+        lib.set_num_threads(n)
 
 
 @contextmanager

@@ -63,3 +63,31 @@ def test_a_bad_filter_fails_its_own_query_only(store: EmbeddedStore) -> None:
     assert isinstance(got[2], ConfigError) and "$nope" in str(got[2])
     rest = [r for i, r in enumerate(got) if i != 2]
     assert all(isinstance(r, Ranked) and r.hits for r in rest)
+
+
+def test_the_server_runs_blas_on_one_thread_per_search_worker(tmp_path) -> None:
+    """Set once for the process: raising it again after each search woke an OpenBLAS
+    thread that spun through the next query (mmrag.threads). A child process, because
+    the count is process-wide."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from threadpoolctl import threadpool_info\n"
+        "from mmrag.server.settings import ServerSettings\n"
+        "from mmrag.server.state import ServerState\n"
+        "ServerState(ServerSettings(store=Path(sys.argv[1])))\n"
+        "print(sorted({p['num_threads'] for p in threadpool_info() if p['user_api'] == 'blas'}))\n"
+    )
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "2"}
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "store")],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    )
+    assert out.stdout.strip() == "[1]", out.stdout + out.stderr

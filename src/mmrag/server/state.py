@@ -21,6 +21,7 @@ from mmrag.pipeline import Pipeline, default_retriever_name, media_resolver
 from mmrag.retrieve import RETRIEVERS, Retriever
 from mmrag.server.batching import SearchBatcher
 from mmrag.server.settings import ServerSettings
+from mmrag.threads import QUERY_BLAS_THREADS, set_blas_threads
 from mmrag.types import Document
 
 UPLOADS = "uploads"
@@ -30,6 +31,8 @@ THUMBNAILS = "thumbnails"
 class ServerState:
     def __init__(self, settings: ServerSettings) -> None:
         self.settings = settings
+        # Concurrency comes from the search workers, one core each (see mmrag.threads).
+        set_blas_threads(QUERY_BLAS_THREADS)
         self.store = EmbeddedStore(
             settings.store, create=not settings.read_only, read_only=settings.read_only
         )
