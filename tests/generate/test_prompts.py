@@ -158,11 +158,9 @@ def test_why_and_how_questions_ask_for_the_reason() -> None:
     assert why["content"].endswith(EXPLAIN.replace("{question}", "Why did it rise?"))
     # the worked why-question is shown with the same instruction the real one gets
     messages = build_messages("Who?", [], examples=style.examples, explain=style.explain)
-    asked = [m["content"] for m in messages if m["role"] == "user"]
-    assert (
-        sum(
-            text.endswith(EXPLAIN.replace("{question}", e.question))
-            for text, e in zip(asked, style.examples, strict=False)
-        )
-        == 1
-    )
+    shown = [m["content"] for m in messages if m["role"] == "user"][:-1]
+    explained = [
+        text.endswith(EXPLAIN.replace("{question}", e.question))
+        for text, e in zip(shown, style.examples, strict=True)
+    ]
+    assert explained.count(True) == 1
