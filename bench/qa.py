@@ -52,6 +52,16 @@ def plan(
     return [(d, questions or DEFAULT_QUESTIONS[d], p) for d in datasets for p in pipelines]
 
 
+def without_dataset_text(run: dict[str, Any]) -> dict[str, Any]:
+    """The run with each question's text and gold answers left out (its id stays): the
+    results live in the repo, which holds no copy of the datasets."""
+    records = [
+        {k: v for k, v in r.items() if k not in ("question", "gold")}
+        for r in run.get("questions", [])
+    ]
+    return {**run, "questions": records}
+
+
 def _write(path: Path, result: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -111,7 +121,7 @@ def main() -> int:
         except MMRagError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        result["runs"].append(run)
+        result["runs"].append(without_dataset_text(run))
         _write(out, result)  # after every run, so a long benchmark keeps what it measured
         headline = {k: run.get(k) for k in HEADLINE}
         print(json.dumps({**headline, "load_average": run["machine"]["load_average_end"]}))
