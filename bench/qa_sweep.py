@@ -34,14 +34,32 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def contexts(dataset: str, n: int, budgets: list[int]) -> dict[str, Any]:
+BENCHMARK_QUESTIONS = {"squad": 200, "hotpotqa": 100, "cmrc2018": 200}
+
+
+def dev_questions(questions: list[Any], n: int, benchmark: int) -> list[Any]:
+    """`n` questions spread over the file, none of them among the `benchmark` questions
+    bench/qa.py asks: choices are made on these, and checked on those."""
+    from mmrag.eval.qa import spread
+
+    taken = {q.id for q in spread(questions, benchmark)}
+    rest = [q for q in questions if q.id not in taken]
+    # offset by half a step so the dev set does not sit next to the benchmark's items
+    step = len(rest) / n
+    return [rest[int((i + 0.5) * step)] for i in range(n)]
+
+
+def contexts(dataset: str, n: int, budgets: list[int], dev: bool = False) -> dict[str, Any]:
     """{budget: {"open": [Ranked], "absent": [Ranked]}} and the questions."""
     from mmrag.eval.qa import _store_name, dataset_encoder, default_cache, load_task, spread
     from mmrag.eval.runner import cached_store
     from mmrag.pipeline import DEFAULT_CONFIG, Pipeline
 
     task = load_task(dataset, FILES[dataset])
-    chosen = spread(task.questions, n)
+    if dev:
+        chosen = dev_questions(task.questions, n, BENCHMARK_QUESTIONS[dataset])
+    else:
+        chosen = spread(task.questions, n)
     gold = {p for q in chosen for p in q.gold}
     enc = dataset_encoder(dataset)
     config = {k: v for k, v in DEFAULT_CONFIG.items() if k != "generate"}
@@ -57,11 +75,19 @@ def contexts(dataset: str, n: int, budgets: list[int]) -> dict[str, Any]:
     return {"questions": chosen, "contexts": out}
 
 
+def _refused_by(answer: Any) -> str | None:
+    for stage in answer.reports:
+        if stage.stage == "generate":
+            return stage.extra.get("refused_by")
+    return None
+
+
 def run_config(
     dataset: str,
     questions: list[Any],
     ctx: dict[str, list[Any]],
     generator: Any,
+    detail: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     from mmrag.eval.qa import refusal_share, score_answer, summarise
     from mmrag.eval.qa_metrics import SCORERS
@@ -74,6 +100,22 @@ def run_config(
             answer = generator.generate(ranked)
             answer.stages = answer.reports
             sink.append(score_answer(q, answer, scorer, time.perf_counter() - started))
+            if detail is not None:
+                gen = next((r for r in answer.reports if r.stage == "generate"), None)
+                extra = gen.extra if gen is not None else {}
+                detail.append(
+                    {
+                        "part": part,
+                        **{k: sink[-1][k] for k in ("id", "question", "gold", "answer", "f1")},
+                        "gold_retrieved": sink[-1]["gold_retrieved"],
+                        "refused_by": _refused_by(answer),
+                        "relevance": extra.get("relevance"),
+                        "reply": extra.get("model_reply"),
+                        "prompt_tokens": extra.get("prompt_tokens"),
+                        "first_token_s": extra.get("first_token_s"),
+                        "seconds": sink[-1]["seconds"],
+                    }
+                )
     summary = summarise(records)
     summary["refusal_when_absent"] = refusal_share(absent)
     summary["seconds_p50_absent"] = statistics.median(r["seconds"] for r in absent)
@@ -97,6 +139,14 @@ def main() -> int:
     ap.add_argument("--budgets", nargs="+", type=int, default=[150, 300])
     ap.add_argument("--max-tokens", type=int, default=48)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--batch-threads", type=int, default=None)
+    ap.add_argument(
+        "--dev",
+        action="store_true",
+        help="questions none of which bench/qa.py asks (for choosing settings)",
+    )
+    ap.add_argument("--refuse-below", type=float, nargs="+", default=[None])
+    ap.add_argument("--detail", type=Path, help="per-question records (JSON lines) here")
     ap.add_argument("--out", type=Path, default=RESULTS / "qa-sweep.json")
     args = ap.parse_args()
 
@@ -104,31 +154,45 @@ def main() -> int:
 
     load0 = [round(x, 2) for x in os.getloadavg()]
     t0 = time.perf_counter()
-    built = contexts(args.dataset, args.questions, args.budgets)
+    built = contexts(args.dataset, args.questions, args.budgets, args.dev)
     runs = []
+    detail: list[dict[str, Any]] | None = [] if args.detail else None
     for model in args.models:
-        lm = make_lm(model, threads=args.threads)
-        for style in args.styles:
-            generator = LLMGenerator(lm, style=style, max_tokens=args.max_tokens)
-            for budget in args.budgets:
-                load = [round(x, 2) for x in os.getloadavg()]
-                summary = run_config(
-                    args.dataset, built["questions"], built["contexts"][budget], generator
-                )
-                run = {"model": model, "style": style, "budget": budget, "load_start": load}
-                run.update(summary)
-                runs.append(run)
-                print(
-                    f"{model} {style} budget {budget}: F1 {run['f1']} EM {run['em']} "
-                    f"in-cited {run['answer_in_cited_passage']} supported "
-                    f"{run['supported_sentence_share']} refusal {run['refusal_when_absent']} "
-                    f"p50 {run['seconds_p50']} s",
-                    flush=True,
-                )
+        lm = make_lm(model, threads=args.threads, batch_threads=args.batch_threads)
+        for style, budget, below in (
+            (s, b, r) for s in args.styles for b in args.budgets for r in args.refuse_below
+        ):
+            generator = LLMGenerator(
+                lm, style=style, max_tokens=args.max_tokens, refuse_below=below
+            )
+            load = [round(x, 2) for x in os.getloadavg()]
+            start = len(detail) if detail is not None else 0
+            summary = run_config(
+                args.dataset, built["questions"], built["contexts"][budget], generator, detail
+            )
+            for d in (detail or [])[start:]:
+                d.update(model=model, style=style, budget=budget, refuse_below=below)
+            run = {
+                "model": model,
+                "style": style,
+                "budget": budget,
+                "refuse_below": below,
+                "load_start": load,
+            }
+            run.update(summary)
+            runs.append(run)
+            print(
+                f"{model} {style} budget {budget}: F1 {run['f1']} EM {run['em']} "
+                f"in-cited {run['answer_in_cited_passage']} supported "
+                f"{run['supported_sentence_share']} refusal {run['refusal_when_absent']} "
+                f"p50 {run['seconds_p50']} s",
+                flush=True,
+            )
     result = {
         "benchmark": "qa-sweep",
         "dataset": args.dataset,
         "questions": args.questions,
+        "selection": "dev: none of bench/qa.py's questions" if args.dev else "bench/qa.py's spread",
         "max_tokens": args.max_tokens,
         "threads": args.threads,
         "load_average_start": load0,
@@ -139,6 +203,8 @@ def main() -> int:
         "rerank and refine stages; 'seconds' is generation plus grounding only",
         "runs": runs,
     }
+    if args.detail and detail is not None:
+        args.detail.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in detail))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     return 0

@@ -78,7 +78,6 @@ def ask_latency(store_path: Path, config: Path, questions: list[str]) -> dict[st
 
     per_stage: dict[str, list[float]] = {}
     total: list[float] = []
-    tokens_per_s: list[float] = []
     decode_per_s: list[float] = []
     first_token: list[float] = []
     prompt_tokens: list[int] = []
@@ -99,8 +98,6 @@ def ask_latency(store_path: Path, config: Path, questions: list[str]) -> dict[st
                     made = extra.get("completion_tokens") or 0
                     prompt_tokens.append(extra.get("prompt_tokens") or 0)
                     completion_tokens.append(made)
-                    if extra.get("tokens_per_s"):
-                        tokens_per_s.append(extra["tokens_per_s"])
                     ttft = extra.get("first_token_s")
                     if ttft is not None:
                         first_token.append(ttft)
@@ -116,9 +113,6 @@ def ask_latency(store_path: Path, config: Path, questions: list[str]) -> dict[st
         "language_model": lm_class,
         "total_s": _summary(total),
         "generation": {
-            "tokens_per_s_including_prompt": round(statistics.median(tokens_per_s), 2)
-            if tokens_per_s
-            else None,
             "decode_tokens_per_s": round(statistics.median(decode_per_s), 2)
             if decode_per_s
             else None,

@@ -20,7 +20,7 @@ QUESTIONS = [
     "Who invented the printing press, and when?",
     "How does a derailleur move the chain between sprockets?",
     "Why does sourdough rise without commercial yeast?",
-    "谷雨是第几个节气？",
+    "“谷雨”这个名字是什么意思？",
 ]
 
 console = Console()

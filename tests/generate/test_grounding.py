@@ -81,3 +81,39 @@ def test_a_short_answer_is_checked_as_the_answer_to_the_question(
     # a short answer its passage does not contain is made up, however relevant the passage
     [u] = check_support("Mercury [2]", PASSAGES, judge, question=question)
     assert u.supported is False and u.citations == (2,)
+
+
+def test_a_short_answer_that_only_repeats_the_question_is_unsupported(
+    judge: CrossEncoderJudge,
+) -> None:
+    passages = ["谷雨是二十四节气的第六个节气，也是春季的最后一个节气。", *PASSAGES]
+    # the passage matches the question, but the reply names what was asked about
+    [echo] = check_support("谷雨 [1]", passages, judge, question="谷雨是第几个节气？")
+    assert echo.supported is False
+    [right] = check_support("第六个 [1]", passages, judge, question="谷雨是第几个节气？")
+    assert right.supported is True
+    [en] = check_support("Gutenberg [3]", passages, judge, question="What did Gutenberg invent?")
+    assert en.supported is False
+    # a question that offers its answers is answered with words it contains
+    [choice] = check_support(
+        "tin [3]", passages, judge, question="Did Gutenberg's alloy hold tin or copper?"
+    )
+    assert choice.supported is True
+    [between] = check_support(
+        "EU law [1]",
+        ["Where national law conflicts with EU law, EU law takes precedence."],
+        judge,
+        question="Between EU law and national law, which takes precedence in a conflict?",
+    )
+    assert between.supported is True
+
+
+def test_a_number_written_in_digits_matches_its_passage_in_words(
+    judge: CrossEncoderJudge,
+) -> None:
+    passages = ["The Panthers defense forced seven turnovers in the NFC Championship game."]
+    question = "How many turnovers did the Panthers force?"
+    [digits] = check_support("7 [1]", passages, judge, question=question)
+    assert digits.supported is True
+    [wrong] = check_support("8 [1]", passages, judge, question=question)
+    assert wrong.supported is False

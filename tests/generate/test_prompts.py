@@ -164,3 +164,34 @@ def test_why_and_how_questions_ask_for_the_reason() -> None:
         for text, e in zip(shown, style.examples, strict=True)
     ]
     assert explained.count(True) == 1
+
+
+def test_questions_asking_several_things_ask_for_every_part() -> None:
+    from mmrag.generate.prompts import SEVERAL, asks_several
+
+    for q in (
+        "Who invented the printing press and when?",
+        "When and where was Chopin born?",
+        "What did Tesla build, and why did it fail?",
+        "谁发明了印刷机，在什么时候？",
+    ):
+        assert asks_several(q), q
+    for q in (
+        "Who was king when the war began?",
+        "What did Gutenberg and Fust print?",
+        "Which is older, Oxford or Cambridge?",
+        "谷雨是第几个节气？",
+        "什么时候发明了印刷机？",
+    ):
+        assert not asks_several(q), q
+    style = STYLES["short"]
+    messages = build_messages(
+        "Who invented it and when?",
+        [_hit("a", "Gutenberg, around 1440.")],
+        instruction=style.instruction,
+        explain=style.explain,
+        several=style.several,
+    )
+    assert messages[-1]["content"].endswith(
+        SEVERAL.replace("{question}", "Who invented it and when?")
+    )

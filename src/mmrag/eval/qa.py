@@ -310,7 +310,9 @@ DEFINITIONS = {
     "necessarily right for them",
     "seconds_p50, seconds_p95": "wall time per pipeline.ask on the open-corpus store",
     "tokens_per_s, first_token_s_p50": "median over answers of the generate stage's "
-    "extra tokens_per_s / first_token_s; null without a generator",
+    "extra tokens_per_s (decoding: tokens after the first over the time after the first) "
+    "and first_token_s (retrieval to first token: mostly reading the prompt); null "
+    "without a generator",
 }
 
 

@@ -189,6 +189,30 @@ _YES_NO = frozenset({"yes", "no", "是", "否", "不是", "对", "不对"})
 FRAGMENT_OVERLAP = 0.5
 
 
+# A question that offers its own answers ("tea or coffee?", "between EU law and national
+# law, which ...", "茶还是咖啡？"): the answer repeats words of the question, and that is
+# not an echo.
+_CHOICE = re.compile(r"\bor\b|\bbetween\b.+\band\b|\bwhich of\b|还是|或者|或是", re.IGNORECASE)
+
+
+_UNITS = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen "
+    "fourteen fifteen sixteen seventeen eighteen nineteen twenty"
+).split()
+_TENS = "thirty forty fifty sixty seventy eighty ninety".split()
+# A model copies "seven" from the passage as "7" (and 七 as 7): one spelling for both.
+NUMBER_WORDS: dict[str, str] = {
+    **{w: str(i) for i, w in enumerate(_UNITS)},
+    **{w: str(30 + 10 * i) for i, w in enumerate(_TENS)},
+    **{c: str(i) for i, c in enumerate("零一二三四五六七八九十")},
+}
+
+
+def _words(text: str) -> set[str]:
+    """Content words as the fragment check compares them: numbers spelled one way."""
+    return {NUMBER_WORDS.get(w, w) for w in tokens(text, short=True)}
+
+
 def is_fragment(claim: str) -> bool:
     return len(tokens(claim)) <= FRAGMENT_WORDS and not claim.rstrip(".!?。！？").endswith(":")
 
@@ -196,7 +220,7 @@ def is_fragment(claim: str) -> bool:
 def _fragment_in(fragment_words: set[str], passage: str) -> bool:
     if not fragment_words:
         return True
-    inside = fragment_words & tokens(passage, short=True)
+    inside = fragment_words & _words(passage)
     return len(inside) / len(fragment_words) >= FRAGMENT_OVERLAP
 
 
@@ -206,7 +230,9 @@ def claim_scores(
     """The judge's score of each passage for one answer sentence.
 
     A fragment is scored as "question + fragment", and against a passage that does not
-    contain its words it scores -inf: see FRAGMENT_OVERLAP.
+    contain its words it scores -inf: see FRAGMENT_OVERLAP. So does a fragment that only
+    repeats the question ("谷雨是第几个节气？" -> "谷雨"): the passage that matches the
+    question would pass it, yet it answers nothing. Choice questions are exempt.
     """
     if not passages:
         return np.zeros(0)
@@ -216,9 +242,17 @@ def claim_scores(
     bare = " ".join(claim.lower().rstrip(".!?。！？").split())
     if bare in _YES_NO:
         return scores
-    words = tokens(claim, short=True) - tokens(question, short=True)
+    if repeats_question(claim, question):
+        return np.full(len(passages), -np.inf)
+    words = _words(claim) - _words(question)
     inside = np.array([_fragment_in(words, p) for p in passages])
     return np.where(inside, scores, -np.inf)
+
+
+def repeats_question(claim: str, question: str) -> bool:
+    """The claim's words are all words of the question (and it is no choice between
+    options the question offers)."""
+    return not (_words(claim) - _words(question)) and not _CHOICE.search(question)
 
 
 def check_support(

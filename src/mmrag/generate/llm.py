@@ -71,12 +71,14 @@ def make_lm(
     runtime: str | None = None,
     threads: int | None = None,
     dtype: str = "float32",
+    batch_threads: int | None = None,
 ) -> LanguageModel:
     """The local model (no `base_url`) or an OpenAI-compatible endpoint.
 
     Locally, `runtime` is "llama-cpp" or "transformers"; None picks llama.cpp for GGUF
     models when it is installed, transformers otherwise (with a warning for GGUF models,
-    which run several times slower there).
+    which run several times slower there). `threads` and `batch_threads` are llama.cpp's
+    decode and prompt threads (None: its defaults, see llama_cpp_lm).
     """
     if base_url is not None:
         if not model:
@@ -116,7 +118,7 @@ def make_lm(
     if runtime == "llama-cpp":
         from mmrag.models.llama_cpp_lm import LlamaCppLM
 
-        return LlamaCppLM(model, threads=threads)
+        return LlamaCppLM(model, threads=threads, batch_threads=batch_threads)
     if threads is not None:
         import torch
 
@@ -150,6 +152,7 @@ class LLMGenerator(Generator):
         concurrency: int = 4,
         runtime: str | None = None,
         threads: int | None = None,
+        batch_threads: int | None = None,
         max_tokens: int = 128,
         temperature: float = 0.0,
         max_passage_chars: int = 1500,
@@ -170,7 +173,16 @@ class LLMGenerator(Generator):
         if lm is None and base_url is None:
             model = model or DEFAULT_GENERATOR_MODEL
         self.lm = lm or make_lm(
-            model, base_url, api_key, api_key_env, timeout, retries, concurrency, runtime, threads
+            model,
+            base_url,
+            api_key,
+            api_key_env,
+            timeout,
+            retries,
+            concurrency,
+            runtime,
+            threads,
+            batch_threads=batch_threads,
         )
         self.judge = make_judge(verify, lm=self.lm)
         # None: the judge's own calibrated threshold
@@ -188,6 +200,7 @@ class LLMGenerator(Generator):
         custom = system is not None or instruction is not None
         self.examples = () if custom else chosen.examples
         self.explain = None if custom else chosen.explain
+        self.several = None if custom else chosen.several
         self.multimodal = multimodal
         self.attribute = attribute
 
@@ -204,6 +217,7 @@ class LLMGenerator(Generator):
             instruction=self.instruction,
             examples=self.examples,
             explain=self.explain,
+            several=self.several,
             max_passage_chars=self.max_passage_chars,
             images=self.multimodal,
             media=self.media,
@@ -260,8 +274,8 @@ class LLMGenerator(Generator):
         usage = self.lm.usage
         calls0, prompt0, completion0 = usage.calls, usage.prompt_tokens, usage.completion_tokens
         pieces: list[str] = []
-        generation_started = time.perf_counter()
         first: float | None = None
+        first_at = 0.0
         # The LanguageModel interface types content as str; multimodal parts pass through as lists.
         tokens = self.lm.stream(self.messages(ranked), limit, self.temperature)  # type: ignore[arg-type]
         try:
@@ -269,14 +283,17 @@ class LLMGenerator(Generator):
                 if not piece:
                     continue
                 if first is None:
-                    first = time.perf_counter() - started
+                    first_at = time.perf_counter()
+                    first = first_at - started
                 pieces.append(piece)
                 yield piece
         finally:
             close = getattr(tokens, "close", None)
             if close is not None:  # a consumer that stops early stops the model too
                 close()
-        decode_seconds = time.perf_counter() - generation_started
+        # decoding speed: the tokens after the first over the time after it (the first
+        # token's wait is reading the prompt, reported as first_token_s)
+        decode_seconds = time.perf_counter() - first_at if first is not None else 0.0
         completion = usage.completion_tokens - completion0
         report.model_calls = usage.calls - calls0
         report.tokens = (usage.prompt_tokens - prompt0) + completion
@@ -287,8 +304,8 @@ class LLMGenerator(Generator):
                 "completion_tokens": completion,
                 "max_tokens": limit,
                 "first_token_s": round(first, 4) if first is not None else None,
-                "tokens_per_s": round(completion / decode_seconds, 2)
-                if decode_seconds > 0
+                "tokens_per_s": round((completion - 1) / decode_seconds, 2)
+                if completion > 1 and decode_seconds > 0
                 else None,
             }
         )

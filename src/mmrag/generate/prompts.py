@@ -47,6 +47,12 @@ EXPLAIN_INSTRUCTION = (
     "Question: {question}\nAnswer in one sentence that gives the reason or the process "
     "the passages describe, then its passage number in square brackets."
 )
+# A question that asks two things ("Who invented the printing press, and when?") got
+# only its first part in the short style ("Gutenberg [2]").
+SEVERAL_INSTRUCTION = (
+    "Question: {question}\nThe question asks more than one thing: answer every part of "
+    "it, briefly, then the passage number in square brackets."
+)
 SENTENCE_SYSTEM = (
     "You answer questions using only the numbered passages you are given. Answer in one "
     "short sentence and end it with the number of the passage you used in square brackets."
@@ -103,20 +109,24 @@ SENTENCE_EXAMPLES = (
 
 class Style(NamedTuple):
     """A system prompt, the instruction after the passages, the worked examples, and
-    the instruction that replaces it for a question asking why or how (None: the same)."""
+    the instructions that replace it for a question asking why or how (`explain`) and
+    for one asking several things (`several`); None: the instruction itself."""
 
     system: str
     instruction: str
     examples: tuple[Example, ...]
     explain: str | None = None
+    several: str | None = None
 
 
 STYLES: dict[str, Style] = {
-    "short": Style(SHORT_SYSTEM, SHORT_INSTRUCTION, SHORT_EXAMPLES, EXPLAIN_INSTRUCTION),
+    "short": Style(
+        SHORT_SYSTEM, SHORT_INSTRUCTION, SHORT_EXAMPLES, EXPLAIN_INSTRUCTION, SEVERAL_INSTRUCTION
+    ),
     "sentence": Style(SENTENCE_SYSTEM, SENTENCE_INSTRUCTION, SENTENCE_EXAMPLES),
 }
 DEFAULT_STYLE = "short"
-SYSTEM, INSTRUCTION, EXAMPLES, EXPLAIN = STYLES[DEFAULT_STYLE]
+SYSTEM, INSTRUCTION, EXAMPLES, EXPLAIN, SEVERAL = STYLES[DEFAULT_STYLE]
 
 # "How" asks for a process unless a measure follows it ("how many", "how long").
 _HOW_MEASURE = (
@@ -141,8 +151,35 @@ def asks_for_explanation(question: str) -> bool:
     return any(phrase in text for phrase in _EXPLAIN_PHRASES)
 
 
-def instruction_for(question: str, instruction: str, explain: str | None) -> str:
-    chosen = explain if explain is not None and asks_for_explanation(question) else instruction
+_WH = r"(who|whom|whose|what|when|where|which|why|how)"
+# "who ... and when", "when and where", "..., and from where": a second question word
+# after "and". "Who was king when ..." asks one thing, so a bare second word is not enough.
+_SEVERAL = re.compile(
+    rf"\b{_WH}\b.*\band\s+(?:(?:from|in|at|to|on|by|for|of|with)\s+)?{_WH}\b", re.IGNORECASE
+)
+_WH_ZH = ("谁", "什么时候", "何时", "哪一年", "哪年", "哪里", "哪儿", "在哪", "多少", "什么")
+_AND_ZH = ("和", "以及", "并且", "，")
+
+
+def asks_several(question: str) -> bool:
+    """True for a question that asks two or more things at once."""
+    if _SEVERAL.search(question):
+        return True
+    found = [w for w in _WH_ZH if w in question]
+    # "什么时候" contains "什么": count the longer one only
+    if "什么时候" in found and "什么" in found and question.count("什么") == 1:
+        found.remove("什么")
+    return len(found) >= 2 and any(a in question for a in _AND_ZH)
+
+
+def instruction_for(
+    question: str, instruction: str, explain: str | None, several: str | None = None
+) -> str:
+    chosen = instruction
+    if explain is not None and asks_for_explanation(question):
+        chosen = explain
+    elif several is not None and asks_several(question):
+        chosen = several
     return chosen.replace("{question}", question)
 
 
@@ -193,6 +230,7 @@ def build_messages(
     instruction: str = INSTRUCTION,
     examples: Sequence[Example] = (),
     explain: str | None = None,
+    several: str | None = None,
     max_passage_chars: int = 1500,
     images: bool = False,
     media: MediaResolver | None = None,
@@ -201,7 +239,8 @@ def build_messages(
     question, the numbered passages, the question again.
 
     With `images`, image passages become image parts; `instruction` may use {question};
-    `explain`, when given, replaces it for questions asking why or how.
+    `explain` and `several`, when given, replace it for questions asking why or how and
+    for questions asking several things.
     """
     messages: list[ChatMessage] = [{"role": "system", "content": system}]
     for example in examples:
@@ -213,7 +252,9 @@ def build_messages(
             {
                 "role": "user",
                 "content": _user_text(
-                    example.question, lines, instruction_for(example.question, instruction, explain)
+                    example.question,
+                    lines,
+                    instruction_for(example.question, instruction, explain, several),
                 ),
             }
         )
@@ -237,7 +278,7 @@ def build_messages(
                 context_parts.append(
                     {"type": "text", "text": f"{header} {passage_text(hit, max_passage_chars)}\n"}
                 )
-    tail = instruction_for(question, instruction, explain)
+    tail = instruction_for(question, instruction, explain, several)
     context_parts.append({"type": "text", "text": f"\n{tail}"})
     if any(p["type"] != "text" for p in context_parts):
         content: str | list[dict[str, Any]] = _merge_text(context_parts)
