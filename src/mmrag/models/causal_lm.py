@@ -32,7 +32,8 @@ class CausalLM:
     tokenizer: Any  # transformers PreTrainedTokenizerFast
 
 
-__all__ = ["DEFAULT_LM", "CausalLM", "cache_root", "load_causal_lm"]
+__all__ = ["DEFAULT_LM", "CausalLM", "cache_root", "load_causal_lm", "load_tokenizer"]
+_tokenizers: dict[str, Any] = {}
 
 
 def load_causal_lm(name: str = DEFAULT_LM, dtype: str = "float32") -> CausalLM:
@@ -42,6 +43,44 @@ def load_causal_lm(name: str = DEFAULT_LM, dtype: str = "float32") -> CausalLM:
         if key not in _loaded:
             _loaded[key] = _load(name, dtype)
         return _loaded[key]
+
+
+def _converted(name: str, dtype: str) -> Path:
+    return cache_root() / "models" / f"{Path(gguf_file(name).name).stem}-{dtype}"
+
+
+def load_tokenizer(name: str = DEFAULT_LM) -> Any:
+    """Only the model's tokenizer (to count tokens): the weights stay on disk. A packaged
+    model already converted for transformers reads the tokenizer saved beside it; one
+    not yet converted is converted once, as load_causal_lm does."""
+    with _lock:
+        if name in _tokenizers:
+            return _tokenizers[name]
+        loaded = next((lm for (n, _), lm in _loaded.items() if n == name), None)
+    if loaded is not None:
+        tokenizer = loaded.tokenizer
+    else:
+        folder = Path(name).expanduser()
+        if name in PACKAGED_GGUF:
+            try:
+                folder = _converted(name, "float32")
+            except MMRagError as exc:
+                raise ModelUnavailable(str(exc)) from exc
+        if (folder / "tokenizer.json").is_file():
+            from tokenizers import Tokenizer  # seconds faster to import than transformers
+
+            tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        elif name in PACKAGED_GGUF:
+            tokenizer = load_causal_lm(name).tokenizer
+        else:
+            from transformers import AutoTokenizer
+
+            try:
+                tokenizer = AutoTokenizer.from_pretrained(name)
+            except OSError as exc:
+                raise ModelUnavailable(f"cannot load the tokenizer of {name!r} ({exc})") from exc
+    with _lock:
+        return _tokenizers.setdefault(name, tokenizer)
 
 
 def _load(name: str, dtype: str) -> CausalLM:
@@ -54,7 +93,7 @@ def _load(name: str, dtype: str) -> CausalLM:
             gguf = gguf_file(name)
         except MMRagError as exc:
             raise ModelUnavailable(str(exc)) from exc
-        converted = cache_root() / "models" / f"{Path(gguf.name).stem}-{dtype}"
+        converted = _converted(name, dtype)
         if not (converted / "config.json").exists():
             model = AutoModelForCausalLM.from_pretrained(
                 gguf.parent, gguf_file=gguf.name, dtype=torch_dtype

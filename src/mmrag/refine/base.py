@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from mmrag.errors import ConfigError
+from mmrag.ingest.chunking import TokenCounter  # budgets count generator tokens, as chunks do
 from mmrag.refine.sentences import join_pieces
 from mmrag.types import Hit, Query, Ranked, Span, StageReport
 
@@ -51,22 +52,6 @@ class Selection:
     model_calls: int = 0
     warnings: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-class TokenCounter:
-    """Counts tokens with a causal LM's tokenizer, so budgets mean generator tokens."""
-
-    def __init__(self, tokenizer: Any) -> None:
-        self.tokenizer = tokenizer
-
-    def count_many(self, texts: list[str]) -> list[int]:
-        if not texts:
-            return []
-        encoded = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
-        return [len(ids) for ids in encoded]
-
-    def count(self, text: str) -> int:
-        return self.count_many([text])[0] if text else 0
 
 
 def check_rate(rate: float | None, budget_tokens: int | None) -> None:

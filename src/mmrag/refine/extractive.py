@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from mmrag.models.causal_lm import DEFAULT_LM, load_causal_lm
+from mmrag.models.causal_lm import DEFAULT_LM, load_tokenizer
 from mmrag.refine.base import Budget, Refiner, Selection, TokenCounter
 from mmrag.refine.sentences import split_sentences, word_spans
 from mmrag.types import Query
@@ -89,6 +89,7 @@ class ExtractiveRefiner(Refiner):
         self.diversity = diversity
         self.tokenizer_model = tokenizer_model
         self.max_sentence_chars = max_sentence_chars
+        self._counter: TokenCounter | None = None
 
     @cached_property
     def encoder(self) -> Any:
@@ -97,7 +98,10 @@ class ExtractiveRefiner(Refiner):
         return load_text_encoder(self.encoder_name, **self.encoder_params)
 
     def counter(self) -> TokenCounter:
-        return TokenCounter(load_causal_lm(self.tokenizer_model).tokenizer)
+        # the tokenizer alone: the generator's weights are not needed to count its tokens
+        if self._counter is None:
+            self._counter = TokenCounter(load_tokenizer(self.tokenizer_model))
+        return self._counter
 
     def select(
         self, query: Query, texts: list[str], tokens: list[int], budget: Budget
