@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from mmrag.generate.grounding import (
     CrossEncoderJudge,
+    LexicalJudge,
     answer_sentences,
     check_support,
     join_sentences,
+    judge_for,
     relevance,
 )
+
+SOLAR_TERMS = Path(__file__).parents[2] / "examples" / "corpus" / "solar-terms.zh.md"
 
 PASSAGES = [
     "A derailleur moves the chain between sprockets by pushing it sideways.",
@@ -117,3 +123,47 @@ def test_a_number_written_in_digits_matches_its_passage_in_words(
     assert digits.supported is True
     [wrong] = check_support("8 [1]", passages, judge, question=question)
     assert wrong.supported is False
+
+
+def test_chinese_answers_are_checked_by_their_words(judge: CrossEncoderJudge) -> None:
+    # the packaged cross-encoder reads English only: its scores for Chinese are noise
+    assert judge_for(judge, "Who invented the printing press?") is judge
+    lexical = judge_for(judge, "二十四节气是什么时候被列入非物质文化遗产名录的？")
+    assert isinstance(lexical, LexicalJudge)
+    passages = [p for p in SOLAR_TERMS.read_text(encoding="utf-8").split("\n\n") if p.strip()]
+    passages += PASSAGES
+    question = "二十四节气是什么时候被列入非物质文化遗产名录的？"
+    n = next(i for i, p in enumerate(passages) if "2016年11月30日" in p) + 1
+    [right] = check_support(f"2016年11月30日 [{n}]", passages, lexical, question=question)
+    assert right.supported is True and right.citations == (n,)
+    # a reworded sentence with the passage's facts passes, one with a wrong year does not
+    [said] = check_support(
+        f"二十四节气在2016年11月30日被列入联合国教科文组织的名录 [{n}]。",
+        passages,
+        lexical,
+        question=question,
+    )
+    assert said.supported is True
+    [wrong] = check_support(f"1998年5月 [{n}]", passages, lexical, question=question)
+    assert wrong.supported is False
+    [elsewhere] = check_support(
+        f"它由清朝钦天监制定并颁布全国 [{n}]。", passages, lexical, question=question
+    )
+    assert elsewhere.supported is False
+    # word overlap cannot tell whether the passages hold an answer: it never refuses
+    assert relevance(question, passages, lexical) >= lexical.relevance_threshold
+
+
+def test_a_short_answer_with_a_number_its_passage_lacks_is_unsupported(
+    judge: CrossEncoderJudge,
+) -> None:
+    question = "When did Gutenberg invent the printing press?"
+    # "Mainz" matches half the fragment's words; the year is what the answer asserts
+    [wrong] = check_support("1441 in Mainz [2]", PASSAGES, judge, question=question)
+    assert wrong.supported is False
+    [right] = check_support("around 1440 in Mainz [2]", PASSAGES, judge, question=question)
+    assert right.supported is True
+    passages = ["The company employed 1,440 people in Mainz."]
+    question = "How many people did the company employ in Mainz?"
+    [commas] = check_support("1440 [1]", passages, judge, question=question)
+    assert commas.supported is True

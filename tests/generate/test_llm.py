@@ -111,3 +111,22 @@ def test_text_models_cannot_read_photos_without_text(generator: LLMGenerator) ->
     assert generator.readable(ranked("q").hits[0])
     seeing = LLMGenerator(generator.lm, multimodal=True)
     assert seeing.readable(photo)
+
+
+def test_a_chinese_question_is_checked_by_words_not_by_the_english_judge() -> None:
+    # the default 1.5B model: the 0.5B answers this with a year from the English passages
+    # ("1940 [3]"), which the word check refuses
+    generator = GENERATORS.create("llm", model="qwen2.5-coder-1.5b-instruct", max_tokens=24)
+    passages = [
+        (
+            "solar-terms.zh.md#3",
+            "2016年11月30日，“二十四节气”被列入联合国教科文组织人类非物质文化遗产代表作名录。",
+        ),
+        *PASSAGES,
+    ]
+    answer = generator.generate(ranked("二十四节气是哪一天被列入非物质文化遗产名录的？", passages))
+    report = answer.reports[-1]
+    # the English cross-encoder's relevance for Chinese is noise: no refusal on it
+    assert report.extra["judge"] == "lexical" and "relevance" not in report.extra
+    assert not answer.not_found and "2016年11月30日" in answer.text
+    assert answer.sentences[0].supported and answer.citations[0].hit.doc.id.startswith("solar")

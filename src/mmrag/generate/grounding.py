@@ -73,6 +73,58 @@ class CrossEncoderJudge(Judge):
             return np.zeros(0)
         return np.asarray(self._model.pair_scores(claim, list(passages)), dtype=np.float64)
 
+    def reads(self, text: str) -> bool:
+        return self._model.reads(text)
+
+
+_HAN_RUN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
+
+
+def _units(text: str) -> set[str]:
+    """Words, and for Chinese the pairs of adjacent characters (one character alone,
+    的 or 是, is in every passage)."""
+    out = {w for w in _words(_HAN_RUN.sub(" ", text))}
+    for run in _HAN_RUN.findall(text):
+        out.update(run[i : i + 2] for i in range(max(1, len(run) - 1)))
+    return out
+
+
+class LexicalJudge(Judge):
+    """The share of a claim's words (Chinese: character pairs) found in the passage.
+
+    The stand-in when the cross-encoder cannot read the question's script (an English
+    model and a Chinese question): a copied or lightly reworded answer passes, an
+    answer made of words the passage lacks does not. It cannot tell whether passages
+    hold an answer at all (retrieval already chose the passages sharing the question's
+    words), so it never refuses on relevance.
+    """
+
+    name = "lexical"
+
+    def __init__(self, support_threshold: float = 0.5) -> None:
+        self.support_threshold = support_threshold
+        self.relevance_threshold = float("-inf")
+
+    def scores(self, claim: str, passages: Sequence[str]) -> np.ndarray:
+        units = _units(claim)
+        if not units:
+            return np.ones(len(passages))
+        claim_numbers = numbers(claim)
+        return np.array(
+            [
+                len(units & _units(p)) / len(units) if numbers_in(claim_numbers, p) else 0.0
+                for p in passages
+            ]
+        )
+
+
+def judge_for(judge: Judge, text: str) -> Judge:
+    """`judge`, or the lexical judge when `judge` cannot read `text`'s script."""
+    check = getattr(judge, "reads", None)
+    if check is None or check(text):
+        return judge
+    return LexicalJudge()
+
 
 _ENTAIL_SYSTEM = "You check facts. Reply with one word: yes or no."
 _ENTAIL_USER = (
@@ -124,6 +176,7 @@ JUDGES: Registry[Judge] = Registry(
     {
         "cross-encoder": "mmrag.generate.grounding:CrossEncoderJudge",
         "lm": "mmrag.generate.grounding:LMJudge",
+        "lexical": "mmrag.generate.grounding:LexicalJudge",
     },
 )
 
@@ -208,16 +261,41 @@ NUMBER_WORDS: dict[str, str] = {
 }
 
 
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3})")
+
+
 def _words(text: str) -> set[str]:
-    """Content words as the fragment check compares them: numbers spelled one way."""
-    return {NUMBER_WORDS.get(w, w) for w in tokens(text, short=True)}
+    """Content words as the fragment check compares them: numbers spelled one way
+    ("seven" as 7, "1,440" as 1440)."""
+    return {NUMBER_WORDS.get(w, w) for w in tokens(_THOUSANDS.sub("", text), short=True)}
 
 
 def is_fragment(claim: str) -> bool:
     return len(tokens(claim)) <= FRAGMENT_WORDS and not claim.rstrip(".!?。！？").endswith(":")
 
 
-def _fragment_in(fragment_words: set[str], passage: str) -> bool:
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+
+
+def numbers(text: str) -> set[str]:
+    """The numbers written in digits, thousands commas dropped: "1,440" is 1440."""
+    return {n.replace(",", "") for n in _NUMBER.findall(_THOUSANDS.sub("", text))}
+
+
+def numbers_in(claim_numbers: set[str], passage: str) -> bool:
+    """Every number of the claim is in the passage, in digits or words ("7", "seven"):
+    a date or count the passage does not hold is wrong however many other words
+    match ("1998年5月" against 2016年11月). Only digits count on the claim's side:
+    "one" is as often a pronoun."""
+    if not claim_numbers:
+        return True
+    spelled = {NUMBER_WORDS[w] for w in tokens(passage, short=True) if w in NUMBER_WORDS}
+    return claim_numbers <= numbers(passage) | spelled
+
+
+def _fragment_in(fragment_words: set[str], passage: str, claim_numbers: set[str]) -> bool:
+    if not numbers_in(claim_numbers, passage):
+        return False
     if not fragment_words:
         return True
     inside = fragment_words & _words(passage)
@@ -245,7 +323,8 @@ def claim_scores(
     if repeats_question(claim, question):
         return np.full(len(passages), -np.inf)
     words = _words(claim) - _words(question)
-    inside = np.array([_fragment_in(words, p) for p in passages])
+    claim_numbers = numbers(claim) - numbers(question)
+    inside = np.array([_fragment_in(words, p, claim_numbers) for p in passages])
     return np.where(inside, scores, -np.inf)
 
 

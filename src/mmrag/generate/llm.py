@@ -24,7 +24,14 @@ from mmrag.errors import ConfigError
 from mmrag.generate.base import NOT_FOUND, Answer, Citation, Generator, SentenceSupport, StreamItem
 from mmrag.generate.citations import attribute as attribute_citations
 from mmrag.generate.citations import resolve
-from mmrag.generate.grounding import Judge, check_support, join_sentences, make_judge, relevance
+from mmrag.generate.grounding import (
+    Judge,
+    check_support,
+    join_sentences,
+    judge_for,
+    make_judge,
+    relevance,
+)
 from mmrag.generate.prompts import DEFAULT_STYLE, IMAGE_MODALITIES, STYLES, build_messages
 from mmrag.models.lm import LanguageModel
 from mmrag.types import Hit, Ranked, StageReport
@@ -261,8 +268,13 @@ class LLMGenerator(Generator):
             return
         started = time.perf_counter()
         threshold = self.relevance_threshold()
-        if threshold is not None and self.judge is not None:
-            best = relevance(ranked.query.text, [h.text for h in hits], self.judge)
+        judge = judge_for(self.judge, ranked.query.text) if self.judge is not None else None
+        if judge is not None and judge is not self.judge:
+            # the judge cannot read the question's script: no relevance test to trust
+            report.extra["judge"] = judge.name
+            threshold = None
+        if threshold is not None and judge is not None:
+            best = relevance(ranked.query.text, [h.text for h in hits], judge)
             report.extra["relevance"] = round(best, 4)
             report.extra["relevance_threshold"] = threshold
             if best < threshold:  # no passage is about the question: do not let the model guess
@@ -348,15 +360,16 @@ class LLMGenerator(Generator):
         sentences = []
         if self.judge is not None and resolved.text:
             checked = time.perf_counter()
+            judge = judge_for(self.judge, ranked.query.text)
             sentences = check_support(
                 resolved.text,
                 [h.text for h in hits],
-                self.judge,
+                judge,
                 resolved.inferred,
                 question=ranked.query.text,
             )
             report.extra["verify_s"] = round(time.perf_counter() - checked, 4)
-            report.extra["judge"] = self.judge.name
+            report.extra["judge"] = judge.name
             # the checker may have moved a citation to the passage that holds the fact
             text = join_sentences([s.text for s in sentences])
             citations = _citations(sentences, hits, resolved.numbers, resolved.inferred)

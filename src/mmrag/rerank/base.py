@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mmrag.errors import ConfigError, ModelError
+from mmrag.text_script import dominant_script, normalise_scripts, reads
 from mmrag.types import Hit, Query, Ranked, StageReport, timed
 
 
@@ -92,15 +93,19 @@ class Reranker(ABC):
     Subclasses implement `score`: one new score per candidate, NaN where it could not
     be scored. Methods that produce an order rather than scores (listwise, pairwise)
     return scores that decrease along their order (`scores_from_order`). `depth` limits
-    how many of the input candidates are rescored (None: all).
+    how many of the input candidates are rescored (None: all). `scripts` are the
+    writing systems the model reads (mmrag.text_script; None: any): a query in another
+    keeps its input order, reported as `skipped`, rather than be ranked by noise.
     """
 
     name: str = "reranker"
+    scripts: frozenset[str] | None = None
 
-    def __init__(self, depth: int | None = None) -> None:
+    def __init__(self, depth: int | None = None, *, scripts: Sequence[str] | None = None) -> None:
         if depth is not None and depth < 1:
             raise ConfigError(f"depth must be at least 1, got {depth}")
         self.depth = depth
+        self.scripts = normalise_scripts(scripts)
 
     @abstractmethod
     def score(self, query: Query, hits: list[Hit], report: StageReport) -> np.ndarray | Scores:
@@ -117,6 +122,12 @@ class Reranker(ABC):
             if duplicates:
                 report.extra["duplicates_dropped"] = duplicates
             depth = len(hits) if self.depth is None else min(self.depth, len(hits))
+            if not reads(self.scripts, query.text):
+                report.extra["skipped"] = (
+                    f"the model reads {', '.join(sorted(self.scripts or ()))} text; "
+                    f"the query is {dominant_script(query.text)}"
+                )
+                depth = 0
             head, tail = hits[:depth], hits[depth:]
             new = self._safe_order(query, head, report) if head else []
             floor = new[-1].score if new else 0.0

@@ -7,6 +7,7 @@ the model's window, as sentence-transformers does; how many were cut is reported
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -43,7 +44,8 @@ class CrossEncoderReranker(Reranker):
     """Scores each (query, passage) pair with a sequence-classification model.
 
     The score is the model's raw relevance logit (sentence-transformers applies a
-    sigmoid on top, which does not change the order).
+    sigmoid on top, which does not change the order). `scripts`: the writing systems
+    the model reads (e.g. ["LATIN"] for an English model; None: any).
     """
 
     name = "cross-encoder"
@@ -56,8 +58,9 @@ class CrossEncoderReranker(Reranker):
         batch_size: int = 32,
         max_length: int | None = None,
         device: str = "cpu",
+        scripts: Sequence[str] | None = None,
     ) -> None:
-        super().__init__(depth)
+        super().__init__(depth, scripts=scripts)
         if not model:
             raise ConfigError(
                 "cross-encoder needs model=<hub id or path>, e.g. "

@@ -14,6 +14,7 @@ import numpy as np
 
 from mmrag.errors import ConfigError, ModelError
 from mmrag.rerank.base import Reranker, Scores
+from mmrag.text_script import reads
 from mmrag.types import Hit, Query, StageReport, timed
 
 FIRST_STAGE = "first-stage"
@@ -78,6 +79,10 @@ class FusionReranker(Reranker):
         rows = []
         costs = report.extra.setdefault("members", {})
         for member in self.members:
+            if not reads(member.scripts, query.text):
+                report.extra.setdefault("skipped_members", []).append(member.name)
+                rows.append(np.full(len(hits), np.nan))
+                continue
             sub = StageReport(stage="rerank", name=member.name)
             with timed(sub):
                 try:

@@ -16,6 +16,7 @@ four, 3.56 s sixteen (one thread; two threads were slower: bench/results/rerank.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from mmrag.models.resolve import PackagedModel, register_packaged
 from mmrag.rerank.base import Reranker
 from mmrag.rerank.batching import length_sorted_batches
 from mmrag.rerank.cross_encoder import relevance_from_logits
+from mmrag.text_script import reads
 from mmrag.types import Hit, Query, StageReport
 
 PACKAGED_CROSS_ENCODERS: dict[str, PackagedModel] = {
@@ -44,6 +46,8 @@ PACKAGED_CROSS_ENCODERS: dict[str, PackagedModel] = {
 }
 for _name, _model in PACKAGED_CROSS_ENCODERS.items():
     register_packaged(_name, _model)
+# what each packaged model reads (its vocabulary and training data): mmrag.text_script
+PACKAGED_SCRIPTS: dict[str, tuple[str, ...]] = {"ms-marco-MiniLM-L-12-v2": ("LATIN",)}
 
 
 def _locate(model: str) -> Path:
@@ -63,7 +67,9 @@ class OnnxCrossEncoderReranker(Reranker):
     """Scores each (query, passage) pair with an ONNX sequence-classification graph.
 
     The score is the raw relevance logit (1-label head; for 2 labels, the log-odds of
-    relevant). `threads` is ORT's intra-op thread count.
+    relevant). `threads` is ORT's intra-op thread count. `scripts`: the writing systems
+    the model reads; a packaged model declares its own, a model by path reads any
+    unless told.
     """
 
     name = "cross-encoder-onnx"
@@ -76,8 +82,11 @@ class OnnxCrossEncoderReranker(Reranker):
         batch_size: int = 1,
         max_length: int = 512,
         threads: int = 1,
+        scripts: Sequence[str] | None = None,
     ) -> None:
-        super().__init__(depth)
+        if scripts is None:
+            scripts = PACKAGED_SCRIPTS.get(model)
+        super().__init__(depth, scripts=scripts)
         if batch_size < 1:
             raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
         if max_length < 8:
@@ -108,6 +117,9 @@ class OnnxCrossEncoderReranker(Reranker):
                 # the tokenizer keeps what truncation cut off in `overflowing`
                 report.extra["truncated"] += sum(bool(e.overflowing) for e in encodings)
         return scores
+
+    def reads(self, text: str) -> bool:
+        return reads(self.scripts, text)
 
     def pair_scores(self, query: str, passages: list[str]) -> np.ndarray:
         """Raw relevance logits of (query, passage) pairs, in the passages' order; e.g. a
