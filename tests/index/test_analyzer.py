@@ -172,3 +172,19 @@ def test_config_round_trip_and_validation() -> None:
         Analyzer.from_dict({**data, "shingles": 2})
     with pytest.raises(ConfigError):
         Analyzer.from_dict({**data, "version": 99})
+
+
+def test_terms_stay_right_when_the_word_cache_starts_over_under_threads(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    import mmrag.index.analyzer as analyzer_module
+
+    texts = scifact_texts(data_dir, 300)
+    want = [Analyzer().tokens(t) for t in texts]
+    monkeypatch.setattr(analyzer_module, "_MAX_CACHED_WORDS", 50)  # cleared all the time
+    shared = Analyzer()
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(shared.tokens, texts * 3))
+    assert got == want * 3

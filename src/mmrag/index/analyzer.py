@@ -31,6 +31,8 @@ ENGLISH_STOPWORDS: frozenset[str] = frozenset(
 
 STOPWORD_LISTS: dict[str, frozenset[str]] = {"en": ENGLISH_STOPWORDS}
 CJK_MODES = ("jieba", "bigram")
+# words whose terms are remembered (about 100 MB at most); past it the cache starts over
+_MAX_CACHED_WORDS = 1_000_000
 
 _WORD = re.compile(r"(?u)\b\w\w+\b")
 _HAN = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
@@ -96,6 +98,7 @@ class Analyzer:
         self.stemmer = stemmer
         self.cjk = cjk
         self._stop: frozenset[str] = STOPWORD_LISTS[stopwords] if stopwords else frozenset()
+        self._terms: dict[str, str] = {}  # word -> its term, "" for a stopword
 
     @cached_property
     def _stem_words(self) -> Callable[[list[str]], list[str]] | None:
@@ -113,7 +116,8 @@ class Analyzer:
         """The index terms of `text`, in order (duplicates kept: they are term frequencies)."""
         if not text:
             return []
-        if _CJK_RUN.search(text) is None:
+        # isascii is a flag CPython keeps on the string; the CJK regex scans it all
+        if text.isascii() or _CJK_RUN.search(text) is None:
             return self._words(text)
         out: list[str] = []
         last = 0
@@ -136,11 +140,38 @@ class Analyzer:
         if self.lowercase:
             text = text.lower()
         words = _WORD.findall(text)
-        if self._stop:
-            # Checked before stemming, on the lowercased word, as bm25s and Lucene do.
-            words = [w for w in words if w not in self._stop]
+        terms = self._terms
+        try:
+            return [t for t in map(terms.__getitem__, words) if t]
+        except KeyError:
+            known = self._learn(words)
+            return [t for t in map(known.__getitem__, words) if t]
+
+    def _learn(self, words: list[str]) -> dict[str, str]:
+        """The words' terms, also kept in the cache: each distinct word is stemmed once
+        (a corpus repeats its words: SciFact's 812k tokens hold 30k distinct ones), ""
+        for a stopword, checked before stemming on the lowercased word as bm25s and
+        Lucene do. The returned map is the caller's own, so another thread starting the
+        cache over cannot lose a word."""
+        terms = self._terms
+        if len(terms) > _MAX_CACHED_WORDS:
+            terms.clear()
+        distinct = list(dict.fromkeys(words))
+        new = [w for w in distinct if w not in terms and w not in self._stop]
         stem = self._stem_words
-        return stem(words) if stem is not None and words else words
+        known = dict(zip(new, stem(new) if stem is not None and new else new, strict=True))
+        known.update((w, "") for w in distinct if w in self._stop)
+        terms.update(known)
+        for w in distinct:
+            if w not in known:
+                known[w] = terms.get(w) or self._term(w)
+        return known
+
+    def _term(self, word: str) -> str:
+        if word in self._stop:
+            return ""
+        stem = self._stem_words
+        return stem([word])[0] if stem is not None else word
 
     def to_dict(self) -> dict[str, Any]:
         return {

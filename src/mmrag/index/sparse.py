@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import warnings
 import zipfile
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -397,14 +398,13 @@ class SparseIndex:
         for doc in docs:
             if isinstance(doc, str):
                 raise TypeError("add() takes token lists (Analyzer.tokens(text)), not strings")
-            counts: dict[int, int] = {}
-            for term in doc:
+            counts = Counter(doc)  # counted in C; terms are looked up once each
+            for term in counts:
                 tid = vocab.get(term)
                 if tid is None:
                     tid = vocab[term] = len(terms)
                     terms.append(term)
-                counts[tid] = counts.get(tid, 0) + 1
-            post_terms.extend(counts)
+                post_terms.append(tid)
             post_tf.extend(counts.values())
             distinct.append(len(counts))
             lengths.append(len(doc))
