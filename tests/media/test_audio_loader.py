@@ -114,8 +114,12 @@ def test_bad_audio_files_are_clear_errors_and_do_not_stop_a_batch(seven, data_di
     assert "not" in failed["notes.mp3"] and "plain text" in failed["notes.mp3"]
     assert "JPEG" in failed["photo.wav"]
     assert "garbage.flac" in failed
-    # noise after a valid WAV header is valid PCM: it decodes (to no speech), or fails cleanly
-    assert "corrupt.wav" in loaded or "corrupt.wav" in failed
+    # noise after a valid WAV header is valid PCM: it loads, as the 1024 bytes that are there
+    # (512 16-bit samples at 8 kHz), though the header promises more
+    assert "corrupt.wav" in loaded and "corrupt.wav" not in failed
+    (corrupt,) = [s for s in sources if Path(s.path).name == "corrupt.wav"]
+    assert corrupt.metadata["duration"] == pytest.approx(512 / 8_000, abs=1e-3)
+    assert "truncated" not in corrupt.metadata  # the stream ends cleanly where the file does
 
 
 def test_truncated_audio_keeps_what_decodes(data_dir, tmp_path):

@@ -7,7 +7,7 @@ import json
 import typer
 from typer.testing import CliRunner
 
-from mmrag.ingest.av_commands import register
+from mmrag.cli.eval_media_cmd import register
 
 
 def _app() -> typer.Typer:

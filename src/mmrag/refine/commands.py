@@ -1,16 +1,13 @@
-"""`mmrag eval refine`: answer survival, speed and achieved rate of a refiner on real QA data."""
+"""Answer survival, speed and achieved rate of a refiner on real QA data, as
+`mmrag eval refine` runs it (its typer face lives in mmrag/cli)."""
 
 from __future__ import annotations
 
-import json
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-import typer
-
-from mmrag.errors import ConfigError, MMRagError
-from mmrag.registry import parse_params
+from mmrag.errors import ConfigError
 
 # Default file inside each dataset folder of ../shared/data.
 DATA_FILES = {
@@ -67,42 +64,3 @@ def run_refine_eval(
         "budget_tokens": budget,
         **score.to_dict(),
     }
-
-
-def register(eval_app: typer.Typer) -> None:
-    """Add `refine` to the `mmrag eval` group."""
-
-    @eval_app.command("refine")
-    def eval_refine(
-        task: Annotated[Task, typer.Argument(help="squad, hotpotqa or cmrc2018.")],
-        directory: Annotated[Path, typer.Argument(help="The dataset folder (or its JSON file).")],
-        refiner: Annotated[
-            str, typer.Option(help="extractive, lingua, lingua-fast, abstractive.")
-        ] = "extractive",
-        rate: Annotated[
-            float | None, typer.Option(help="Compression factor (4 keeps 1/4).")
-        ] = None,
-        budget: Annotated[
-            int | None, typer.Option(help="Token budget: instruction + question + passages.")
-        ] = None,
-        questions: Annotated[int, typer.Option(help="Questions, spread over the file.")] = 200,
-        param: Annotated[
-            list[str] | None, typer.Option(help="Refiner parameter key=value (repeatable).")
-        ] = None,
-        out: Annotated[Path | None, typer.Option("--json", help="Write the metrics here.")] = None,
-    ) -> None:
-        """Share of questions whose gold answer survives refining, tokens/s, achieved rate."""
-        try:
-            if rate is None and budget is None:
-                rate = 4.0
-            result = run_refine_eval(
-                task.value, directory, refiner, rate, budget, questions, parse_params(param or [])
-            )
-        except MMRagError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from None
-        text = json.dumps(result, indent=2)
-        if out is not None:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(text + "\n", encoding="utf-8")
-        typer.echo(text)

@@ -1,17 +1,14 @@
-"""`mmrag eval rerank`: a reranker's nDCG@10 and cost on TREC DL19 or a BEIR dataset."""
+"""A reranker's nDCG@10 and cost on TREC DL19 or a BEIR dataset, as `mmrag eval rerank`
+and `mmrag eval beir --reranker` run it (their typer faces live in mmrag/cli)."""
 
 from __future__ import annotations
 
-import json
 import os
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-import typer
-
-from mmrag.errors import ConfigError, MMRagError
-from mmrag.registry import parse_params
+from mmrag.errors import ConfigError
 
 
 class RerankTask(StrEnum):
@@ -59,36 +56,3 @@ def run_rerank_eval(
     result["reranker"] = reranker
     result["params"] = params
     return result
-
-
-def register(eval_app: typer.Typer) -> None:
-    """Add `rerank` to the `mmrag eval` group."""
-
-    @eval_app.command("rerank")
-    def eval_rerank(
-        task: Annotated[RerankTask, typer.Argument(help="trec-dl19 or beir.")],
-        directory: Annotated[Path, typer.Argument(help="The dataset folder.")],
-        reranker: Annotated[str, typer.Option(help="A reranker name (see RERANKERS).")] = "default",
-        param: Annotated[
-            list[str] | None, typer.Option(help="Reranker parameter key=value (repeatable).")
-        ] = None,
-        depth: Annotated[int, typer.Option(help="Candidates reranked per query.")] = 100,
-        queries: Annotated[int | None, typer.Option(help="Only the first N queries.")] = None,
-        retriever: Annotated[str, typer.Option(help="First stage for beir.")] = "hybrid",
-        out: Annotated[
-            Path | None, typer.Option("--json", help="Write the metrics as JSON to this file.")
-        ] = None,
-    ) -> None:
-        """nDCG@10, ms per query, model calls and tokens per query of a reranker."""
-        try:
-            result = run_rerank_eval(
-                task, directory, reranker, parse_params(param or []), depth, queries, retriever
-            )
-        except MMRagError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from exc
-        text = json.dumps(result, indent=2, ensure_ascii=False)
-        if out is not None:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(text + "\n")
-        typer.echo(text)

@@ -1,8 +1,4 @@
-"""The body of `mmrag serve`, for cli.py to register:
-
-from mmrag.server.cli_serve import serve_command
-app.command("serve")(_friendly(serve_command))
-"""
+"""`mmrag serve`: a face over server/run.py's serve."""
 
 from __future__ import annotations
 
@@ -11,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from mmrag.cli.console import console
+from mmrag.cli.store_location import StoreOpt, store_location
 from mmrag.server.run import API_KEY_ENV
 
 
@@ -19,12 +17,7 @@ def serve_command(
         str, typer.Option(help="Address to bind (0.0.0.0 for every interface).")
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
-    store: Annotated[
-        Path | None,
-        typer.Option(
-            "--store", "-s", help="Store directory (default: $MMRAG_STORE or the user data dir)."
-        ),
-    ] = None,
+    store: StoreOpt = None,
     config: Annotated[
         Path | None, typer.Option(help="Pipeline TOML (see examples/pipeline.toml).")
     ] = None,
@@ -42,10 +35,9 @@ def serve_command(
     read_only: Annotated[bool, typer.Option(help="Refuse uploads and deletions.")] = False,
 ) -> None:
     """Serve the store over HTTP: JSON API, OpenAI-compatible /v1, and a web page at /."""
-    from mmrag.cli import console, store_path
     from mmrag.server.run import serve
 
-    where = store_path(store)
+    where = store_location(store)
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
     console.print(f"serving {where} at [bold]http://{shown}:{port}/[/bold] (Ctrl-C to stop)")
     if api_key is None and host not in ("127.0.0.1", "localhost", "::1"):
