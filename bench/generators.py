@@ -53,7 +53,7 @@ def prompts(n: int) -> list[Any]:
         hits = [
             Hit(Document(id=str(i), text=t, source=f"p{i}.txt"), 1.0) for i, t in enumerate(texts)
         ]
-        ranked = refiner.refine(Query(question), Ranked(Query(question), hits), budget_tokens=300)
+        ranked = refiner.refine(Ranked(Query(question), hits), budget_tokens=300)
         out.append(build_messages(question, ranked.hits, max_passage_chars=1500))
     return out
 

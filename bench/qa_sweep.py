@@ -54,6 +54,7 @@ def contexts(dataset: str, n: int, budgets: list[int], dev: bool = False) -> dic
     from mmrag.eval.qa import _store_name, dataset_encoder, default_cache, load_task, spread
     from mmrag.eval.runner import cached_store
     from mmrag.pipeline import DEFAULT_CONFIG, Pipeline
+    from mmrag.stage import Limits
 
     task = load_task(dataset, FILES[dataset])
     if dev:
@@ -68,10 +69,12 @@ def contexts(dataset: str, n: int, budgets: list[int], dev: bool = False) -> dic
         name = _store_name(task, corpus, part)
         with cached_store(default_cache(), name, corpus, enc, False) as store:
             pipeline = Pipeline.from_config(config, store)
+            rerank, refine = pipeline.steps  # the default config's two
             for q in chosen:
-                reranked = pipeline.rerank(pipeline.retrieve(q.question))
+                reranked = rerank.stage.apply(pipeline.retrieve(q.question), rerank.limits)
                 for b in budgets:
-                    out[b].setdefault(part, []).append(pipeline.refine(reranked, b))
+                    refined = refine.stage.apply(reranked, Limits(tokens=b))
+                    out[b].setdefault(part, []).append(refined)
     return {"questions": chosen, "contexts": out}
 
 

@@ -89,8 +89,7 @@ def test_each_stage_is_callable_alone(answering: Pipeline, store: EmbeddedStore)
     ranked = answering.retrieve(QUESTION)
     reference = RETRIEVERS.create("hybrid", store=store).retrieve(QUESTION, 3)
     assert ranked.ids() == reference.ids()
-    assert answering.rerank(ranked) is ranked  # no reranker configured
-    assert answering.refine(ranked) is ranked  # no refiner configured
+    assert answering.steps == [] and answering.postprocess(ranked) is ranked  # none configured
     only_two = ranked.top(2)
     answer = answering.generate(only_two, max_tokens=8)
     assert answer.context == only_two.hits

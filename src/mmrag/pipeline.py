@@ -19,8 +19,10 @@
     [generate.params]
     max_tokens = 128
 
-A stage missing from the file is skipped. Every stage is also callable alone
-(`retrieve`, `rerank`, `refine`, `generate`). `ask` and `stream` record, per stage, the
+A stage missing from the file is skipped. Rerankers and refiners are both `Stage`s (a
+`Ranked` and its `Limits` in, a `Ranked` out), so the pipeline is a retriever, a list
+of `Step`s and a generator; each part is also callable alone (`retrieve`, `postprocess`,
+`generate`). `ask` and `stream` record, per stage, the
 wall time, candidates in and out, model calls, tokens and budget in `Answer.stages`.
 """
 
@@ -29,7 +31,7 @@ from __future__ import annotations
 import logging
 import time
 import tomllib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,7 @@ from mmrag.generate import GENERATORS, Answer, Generator
 from mmrag.index.base import Store
 from mmrag.registry import Registry
 from mmrag.retrieve import RETRIEVERS, Retriever
+from mmrag.stage import Limits, Stage
 from mmrag.types import Document, Query, Ranked, StageReport
 
 log = logging.getLogger(__name__)
@@ -144,49 +147,70 @@ def default_retriever_name(store: Store) -> str:
     return "multimodal" if "image" in fields else "hybrid" if "text" in fields else "bm25"
 
 
-def _registry(stage: str) -> Registry[Any]:
-    if stage == "rerank":
+# The stages between retrieval and generation, in the order a config runs them, and
+# what each section's `k` / `budget` limits.
+_STEP_SECTIONS = ("rerank", "refine")
+
+
+def _step_registry(section: str) -> Registry[Any]:
+    if section == "rerank":
         from mmrag.rerank import RERANKERS
 
         return RERANKERS
-    if stage == "refine":
-        from mmrag.refine import REFINERS
+    from mmrag.refine import REFINERS
 
-        return REFINERS
-    return GENERATORS if stage == "generate" else RETRIEVERS
+    return REFINERS
+
+
+def _step_limits(section: str, config: StageConfig) -> Limits:
+    if section == "rerank":
+        return Limits(k=config.k or 5)
+    return Limits(tokens=config.budget or 512)
+
+
+@dataclass(slots=True)
+class Step:
+    """A stage between retrieval and generation, the limits it runs under, and the name
+    it was configured by (for reports; default: the stage's own)."""
+
+    stage: Stage
+    limits: Limits = field(default_factory=Limits)
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        self.name = self.name or self.stage.name
 
 
 class Pipeline:
-    """Plain composition of the four stages; `reranker`, `refiner` and `generator` are optional."""
+    """Plain composition: a retriever, then each step in order, then an optional generator."""
 
     def __init__(
         self,
         retriever: Retriever,
-        reranker: Any | None = None,
-        refiner: Any | None = None,
+        steps: Sequence[Step] = (),
         generator: Generator | None = None,
         *,
         k: int = 20,
-        rerank_k: int = 5,
-        budget: int = 512,
-        names: Mapping[str, str] | None = None,
+        retriever_name: str | None = None,
+        generator_name: str | None = None,
     ) -> None:
         self.retriever = retriever
-        self.reranker = reranker
-        self.refiner = refiner
+        self.steps = list(steps)
         self.generator = generator
         self.k = k
-        self.rerank_k = rerank_k
-        self.budget = budget
+        self.retriever_name = retriever_name or getattr(retriever, "name", "retriever")
+        self.generator_name = generator_name or getattr(generator, "name", "generator")
         # what went wrong while building (a generator that could not load), for the user
         self.warnings: list[str] = []
-        self.names = {
-            "retrieve": getattr(retriever, "name", "retriever"),
-            "rerank": getattr(reranker, "name", "reranker"),
-            "refine": getattr(refiner, "name", "refiner"),
-            "generate": getattr(generator, "name", "generator"),
-            **(names or {}),
-        }
+
+    @property
+    def names(self) -> dict[str, str]:
+        """Configured name per stage kind, for the stages this pipeline runs."""
+        names = {"retrieve": self.retriever_name}
+        names |= {step.stage.kind: step.name for step in self.steps}
+        if self.generator is not None:
+            names["generate"] = self.generator_name
+        return names
 
     # ---- building ----------------------------------------------------------------
 
@@ -196,37 +220,34 @@ class Pipeline:
         retrieve = stages.get("retrieve") or StageConfig(name="")
         if not retrieve.name:
             retrieve.name = default_retriever_name(store)
-        built: dict[str, Any] = {
-            "retrieve": RETRIEVERS.create(retrieve.name, store=store, **retrieve.params)
-        }
-        for stage in ("rerank", "refine"):
-            if stage in stages:
-                built[stage] = _registry(stage).create(stages[stage].name, **stages[stage].params)
+        retriever = RETRIEVERS.create(retrieve.name, store=store, **retrieve.params)
+        steps = [
+            Step(
+                _step_registry(section).create(stages[section].name, **stages[section].params),
+                _step_limits(section, stages[section]),
+                stages[section].name,
+            )
+            for section in _STEP_SECTIONS
+            if section in stages
+        ]
         warnings: list[str] = []
+        generator = None
         if "generate" in stages:
             try:
-                built["generate"] = GENERATORS.create(
-                    stages["generate"].name, **stages["generate"].params
-                )
+                generator = GENERATORS.create(stages["generate"].name, **stages["generate"].params)
             except (MissingDependency, ModelUnavailable) as exc:
                 # A missing or corrupt model must not take search down with it.
                 warnings.append(f"generation is off, answers are the best passages: {exc}")
                 log.warning("%s", warnings[-1])
-        generator = built.get("generate")
         if generator is not None:
-            # media files live in the store folder (embedded) or its blob folder (servers)
-            root = getattr(store, "blob_root", None) or getattr(store, "path", None)
-            if root is not None:
-                generator.media = media_resolver(root)
+            generator.media = media_resolver(store.media_root)
         pipeline = cls(
-            built["retrieve"],
-            built.get("rerank"),
-            built.get("refine"),
+            retriever,
+            steps,
             generator,
             k=retrieve.k or 20,
-            rerank_k=(stages["rerank"].k or 5) if "rerank" in stages else 5,
-            budget=(stages["refine"].budget or 512) if "refine" in stages else 512,
-            names={s: c.name for s, c in stages.items() if c.name} | {"retrieve": retrieve.name},
+            retriever_name=retrieve.name,
+            generator_name=stages["generate"].name if "generate" in stages else None,
         )
         pipeline.warnings = warnings
         return pipeline
@@ -251,15 +272,12 @@ class Pipeline:
         query = Query(text=question) if isinstance(question, str) else question
         return self.retriever.retrieve(query, k or self.k)
 
-    def rerank(self, ranked: Ranked, k: int | None = None) -> Ranked:
-        if self.reranker is None:
-            return ranked
-        return self.reranker.rerank(ranked, k or self.rerank_k)
-
-    def refine(self, ranked: Ranked, budget: int | None = None) -> Ranked:
-        if self.refiner is None:
-            return ranked
-        return self.refiner.refine(ranked.query, ranked, budget_tokens=budget or self.budget)
+    def postprocess(self, ranked: Ranked, stages: list[StageReport] | None = None) -> Ranked:
+        """`ranked` through every step in order (reranking, refining)."""
+        stages = stages if stages is not None else []
+        for step in self.steps:
+            ranked = self._run(step, ranked, stages)
+        return ranked
 
     def generate(self, ranked: Ranked, max_tokens: int | None = None) -> Answer:
         return _last_answer(self.generate_stream(ranked, max_tokens))
@@ -267,13 +285,14 @@ class Pipeline:
     # ---- composed ----------------------------------------------------------------
 
     def context(self, question: Query | str, stages: list[StageReport] | None = None) -> Ranked:
-        """Retrieve, rerank and refine: the passages a generator would read."""
+        """Retrieve, then every step: the passages a generator would read."""
         stages = stages if stages is not None else []
-        ranked = self._run("retrieve", None, lambda: self.retrieve(question), stages)
-        if self.reranker is not None:
-            ranked = self._run("rerank", ranked, lambda r=ranked: self.rerank(r), stages)
-        if self.refiner is not None:
-            ranked = self._run("refine", ranked, lambda r=ranked: self.refine(r), stages)
+        started = time.perf_counter()
+        ranked = self.retrieve(question)
+        report = _summary("retrieve", self.retriever_name, None, ranked, started)
+        report.extra["k"] = self.k
+        stages.append(report)
+        ranked = self.postprocess(ranked, stages)
         if self.generator is not None:
             # A text-only model cannot read a photo without caption or OCR text: leaving
             # it out keeps the numbering of what the model saw and what it cites the same.
@@ -307,51 +326,17 @@ class Pipeline:
 
     # ---- internals ---------------------------------------------------------------
 
-    def _run(
-        self,
-        stage: str,
-        before: Ranked | None,
-        call: Callable[[], Ranked],
-        stages: list[StageReport],
-    ) -> Ranked:
+    def _run(self, step: Step, before: Ranked, stages: list[StageReport]) -> Ranked:
         started = time.perf_counter()
         try:
-            ranked = call()
+            after = step.stage.apply(before, step.limits)
         except Exception as exc:
-            if before is None:  # retrieval itself failed: nothing to hand back
-                raise
-            raise StageFailed(stage, self.names[stage], exc, before) from exc
-        stages.append(self._summary(stage, before, ranked, time.perf_counter() - started))
-        return ranked
-
-    def _summary(
-        self, stage: str, before: Ranked | None, after: Ranked, seconds: float
-    ) -> StageReport:
-        new = after.reports[len(before.reports) :] if before is not None else after.reports
-        report = StageReport(
-            stage=stage,
-            name=self.names[stage],
-            seconds=seconds,
-            n_in=len(before) if before is not None else 0,
-            n_out=len(after),
-            model_calls=sum(r.model_calls for r in new),
-            tokens=sum(r.tokens for r in new),
-            errors=[e for r in new for e in r.errors],
-        )
-        if stage == "retrieve":
-            report.extra["k"] = self.k
-        elif stage == "rerank":
-            report.extra["k"] = self.rerank_k
-        elif stage == "refine":
-            report.extra["budget"] = self.budget
-            report.extra["words_in"] = _words(before) if before is not None else 0
-            report.extra["words_out"] = _words(after)
-            # the refiner counts with its own tokenizer: pass its figures on
-            for r in new:
-                for key in ("tokens_in", "tokens_out", "achieved_rate"):
-                    if key in r.extra:
-                        report.extra[key] = r.extra[key]
-        return report
+            raise StageFailed(step.stage.kind, step.name, exc, before) from exc
+        report = _summary(step.stage.kind, step.name, before, after, started)
+        new = after.reports[len(before.reports) :]
+        report.extra.update(step.stage.summarise(before, after, new, step.limits))
+        stages.append(report)
+        return after
 
     def generate_stream(
         self,
@@ -381,7 +366,7 @@ class Pipeline:
         except ConfigError:  # the question or an option is wrong: say so, in one line
             raise
         except Exception as exc:  # a model or transport failure: still hand back the passages
-            raise StageFailed("generate", self.names["generate"], exc, ranked) from exc
+            raise StageFailed("generate", self.generator_name, exc, ranked) from exc
         finally:
             items.close()
 
@@ -389,7 +374,7 @@ class Pipeline:
         own = answer.reports[-1] if answer.reports else StageReport("generate", "")
         return StageReport(
             stage="generate",
-            name=self.names["generate"],
+            name=self.generator_name,
             seconds=time.perf_counter() - started,
             n_in=len(ranked),
             n_out=len(answer.citations),
@@ -400,8 +385,22 @@ class Pipeline:
         )
 
 
-def _words(ranked: Ranked) -> int:
-    return sum(len(h.text.split()) for h in ranked.hits)
+def _summary(
+    stage: str, name: str, before: Ranked | None, after: Ranked, started: float
+) -> StageReport:
+    """What one stage did in a run: time, candidates in and out, and its model calls,
+    tokens and errors (from the reports it added)."""
+    new = after.reports[len(before.reports) :] if before is not None else after.reports
+    return StageReport(
+        stage=stage,
+        name=name,
+        seconds=time.perf_counter() - started,
+        n_in=len(before) if before is not None else 0,
+        n_out=len(after),
+        model_calls=sum(r.model_calls for r in new),
+        tokens=sum(r.tokens for r in new),
+        errors=[e for r in new for e in r.errors],
+    )
 
 
 def _last_answer(items: Iterator[Any]) -> Answer:

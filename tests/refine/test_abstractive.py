@@ -60,7 +60,7 @@ def test_summary_cites_its_source_sentences(
     other = next(p for p in sample.passages if p is not gold)
     query = Query(sample.question)
     ranked = Ranked(query, [Hit(Document(pid, text), 1.0) for pid, text in (gold, other)])
-    out = abstractive.refine(query, ranked, rate=4.0)
+    out = abstractive.refine(ranked, rate=4.0)
     report = out.reports[-1]
     assert report.model_calls == 1
     assert report.extra["summary"]  # the raw reply is kept for inspection
@@ -79,7 +79,7 @@ def test_input_longer_than_the_model_is_cut_first_and_reported(
     small = AbstractiveRefiner(lm=abstractive.lm, max_input_tokens=128)
     sample = squad_samples(data_dir / "squad" / "dev-v1.1.json", n=200)[20]
     ranked = sample.ranked()
-    out = small.refine(ranked.query, ranked, budget_tokens=96)
+    out = small.refine(ranked, budget_tokens=96)
     report = out.reports[-1]
     assert any("exceed the model input of 128" in e for e in report.errors)
     assert out.hits

@@ -33,10 +33,10 @@ def _pieces_are_the_source(out: Ranked) -> None:
 
 def test_empty_and_blank_hits(refiner: Refiner) -> None:
     query = Query("anything?")
-    empty = refiner.refine(query, Ranked(query, []), budget_tokens=64)
+    empty = refiner.refine(Ranked(query, []), budget_tokens=64)
     assert empty.hits == [] and empty.reports[-1].errors == ["no hits to refine"]
     blank = Ranked(query, [Hit(Document("b", "  \n "), 1.0)])
-    out = refiner.refine(query, blank, rate=2.0)
+    out = refiner.refine(blank, rate=2.0)
     assert out.hits == [] and "no hits with text" in out.reports[-1].errors[0]
     assert out.reports[-1].extra["dropped"] == ["b"]
 
@@ -45,7 +45,7 @@ def test_budget_smaller_than_the_question(refiner: Refiner) -> None:
     question = "In which year and under which name was the university in Beijing first founded?"
     query = Query(question)
     ranked = Ranked(query, [Hit(Document("m", MIXED), 1.0)])
-    out = refiner.refine(query, ranked, budget_tokens=8)
+    out = refiner.refine(ranked, budget_tokens=8)
     report = out.reports[-1]
     assert "budget of 8 tokens leaves" in report.errors[0]
     assert out.hits and 0 < report.extra["tokens_out"] <= MIN_CONTEXT_TOKENS + 2
@@ -55,7 +55,7 @@ def test_budget_smaller_than_the_question(refiner: Refiner) -> None:
 def test_mixed_scripts_are_cut_at_word_and_character_boundaries(refiner: Refiner) -> None:
     query = Query("北京大学 was founded in which year?")
     hits = [Hit(Document(f"m{i}", MIXED[i * 7 :]), 1.0) for i in range(3)]
-    out = refiner.refine(query, Ranked(query, hits), rate=3.0)
+    out = refiner.refine(Ranked(query, hits), rate=3.0)
     assert out.hits
     _pieces_are_the_source(out)
     assert out.reports[-1].extra["tokens_out"] <= out.reports[-1].extra["target_tokens"] + 2
@@ -64,7 +64,7 @@ def test_mixed_scripts_are_cut_at_word_and_character_boundaries(refiner: Refiner
 def test_cjk_only_passage_with_a_tiny_budget_keeps_whole_characters(refiner: Refiner) -> None:
     text = "北京大学是中国近代第一所国立综合性大学，创建于1898年，初名京师大学堂，" * 3
     query = Query("北京大学创建于哪一年？")
-    out = refiner.refine(query, Ranked(query, [Hit(Document("zh", text), 1.0)]), budget_tokens=20)
+    out = refiner.refine(Ranked(query, [Hit(Document("zh", text), 1.0)]), budget_tokens=20)
     assert out.hits
     _pieces_are_the_source(out)
     assert " " not in out.hits[0].passage  # Chinese pieces are joined without spaces

@@ -63,7 +63,7 @@ def test_squad_answers_survive_4x_within_budget(refiner: ExtractiveRefiner, squa
     assert score.answer_survival >= 0.85
     # Every kept piece is the source text at the recorded offsets, in source order.
     ranked = squad[3].ranked()
-    out = refiner.refine(ranked.query, ranked, rate=4.0)
+    out = refiner.refine(ranked, rate=4.0)
     report = out.reports[-1]
     assert report.extra["tokens_out"] <= report.extra["target_tokens"] + 2
     for hit in out.hits:
@@ -78,7 +78,7 @@ def test_duplicate_passages_are_not_kept_twice(refiner: ExtractiveRefiner, squad
     sample = squad[0]
     pid, text = next(p for p in sample.passages if any(a in p[1] for a in sample.answers))
     hits = [Hit(Document(id=f"{pid}-{i}", text=text), 1.0) for i in range(2)]
-    out = refiner.refine(Query(sample.question), Ranked(Query(sample.question), hits), rate=2.0)
+    out = refiner.refine(Ranked(Query(sample.question), hits), rate=2.0)
     kept = [s.strip() for h in out.hits for s in h.passage.split(". ")]
     assert len(kept) == len(set(kept))  # the copy adds nothing, so MMR skips it
 
@@ -93,13 +93,13 @@ def test_chinese_answers_survive(refiner: ExtractiveRefiner, data_dir: Path) -> 
 def test_bad_input_gives_valid_context_and_says_so(refiner: ExtractiveRefiner, squad: list) -> None:
     sample = squad[1]
     ranked = sample.ranked()
-    empty = refiner.refine(ranked.query, Ranked(ranked.query, []), rate=4.0)
+    empty = refiner.refine(Ranked(ranked.query, []), rate=4.0)
     assert empty.hits == [] and "no hits" in empty.reports[-1].errors[0]
-    tiny = refiner.refine(ranked.query, ranked, budget_tokens=3)
+    tiny = refiner.refine(ranked, budget_tokens=3)
     assert tiny.hits and "budget of 3 tokens" in tiny.reports[-1].errors[0]
     assert tiny.reports[-1].extra["tokens_out"] <= MIN_CONTEXT_TOKENS + 2
     with pytest.raises(ConfigError, match="did you mean 4"):
-        refiner.refine(ranked.query, ranked, rate=0.25)
+        refiner.refine(ranked, rate=0.25)
     mixed = Ranked(
         Query("北京大学 was founded when?"),
         [
@@ -113,7 +113,7 @@ def test_bad_input_gives_valid_context_and_says_so(refiner: ExtractiveRefiner, s
             )
         ],
     )
-    out = refiner.refine(mixed.query, mixed, rate=2.0)
+    out = refiner.refine(mixed, rate=2.0)
     assert "1898" in out.hits[0].passage
 
 
@@ -127,8 +127,8 @@ def test_kept_spans_point_into_the_source_through_chained_refiners(
         for pid, text in sample.passages
     ]
     source = {h.doc.id: " " * base + h.doc.text for h in hits}  # the text the offsets refer to
-    first = refiner.refine(Query(sample.question), Ranked(Query(sample.question), hits), rate=2.0)
-    second = refiner.refine(first.query, first, rate=2.0)
+    first = refiner.refine(Ranked(Query(sample.question), hits), rate=2.0)
+    second = refiner.refine(first, rate=2.0)
     for ranked in (first, second):
         for hit in ranked.hits:
             assert all(s.page == 3 for s in hit.kept)

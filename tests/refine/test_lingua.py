@@ -48,7 +48,7 @@ def test_squad_at_4x_keeps_answers_and_budget(lingua: LinguaRefiner, squad: list
     survived = 0
     for sample in squad[:3]:
         ranked = sample.ranked()
-        out = lingua.refine(ranked.query, ranked, rate=4.0)
+        out = lingua.refine(ranked, rate=4.0)
         report = out.reports[-1]
         assert report.extra["tokens_out"] <= report.extra["target_tokens"] * 1.05 + 2
         assert report.extra["achieved_rate"] >= 3.6
@@ -66,7 +66,7 @@ def test_chinese_is_pruned_by_whole_words(lingua: LinguaRefiner, data_dir: Path)
     samples = squad_samples(data_dir / "cmrc2018" / "trial.json", n=50)
     for sample in samples[:2]:
         ranked = sample.ranked()
-        out = lingua.refine(ranked.query, ranked, rate=3.0)
+        out = lingua.refine(ranked, rate=3.0)
         assert out.hits
         for hit in out.hits:
             assert "\ufffd" not in hit.passage
@@ -82,11 +82,11 @@ def test_passage_longer_than_the_window_and_tiny_budget(squad: list) -> None:
     long_text = " ".join(text for _, text in sample.passages)
     query = Query(sample.question)
     ranked = Ranked(query, [Hit(Document("long", long_text), 1.0)])
-    out = small.refine(query, ranked, rate=4.0)
+    out = small.refine(ranked, rate=4.0)
     report = out.reports[-1]
     assert any("LM window" in e for e in report.errors)
     assert out.hits and report.extra["tokens_out"] <= report.extra["target_tokens"] * 1.05 + 2
-    tiny = small.refine(query, ranked, budget_tokens=4)
+    tiny = small.refine(ranked, budget_tokens=4)
     assert any("budget of 4 tokens" in e for e in tiny.reports[-1].errors)
     assert tiny.hits and tiny.reports[-1].extra["tokens_out"] <= MIN_CONTEXT_TOKENS + 2
 
@@ -98,7 +98,7 @@ def test_lingua_fast_reads_only_the_kept_passages_once(squad: list) -> None:
     survived = 0
     for sample in squad[:6]:
         ranked = sample.ranked()
-        out = fast.refine(ranked.query, ranked, rate=4.0)
+        out = fast.refine(ranked, rate=4.0)
         report = out.reports[-1]
         assert report.extra["achieved_rate"] >= 3.6
         assert report.extra["passages_after_coarse"] < len(ranked.hits)

@@ -103,7 +103,7 @@ def test_crop_follows_the_question_on_a_two_photo_image(
     hits.append(Hit(Document("t", "A caption about a dog, passed through."), 0.5))
     for question, animal in (("a dog", DOG), ("a horse", HORSE)):
         query = Query(question)
-        out = visual.refine(query, Ranked(query, hits), rate=4.0)
+        out = visual.refine(Ranked(query, hits), rate=4.0)
         report = out.reports[-1]
         assert out.ids() == [h.doc.id for h in hits]  # order kept, text untouched
         assert out.hits[-1].text == hits[-1].doc.text
@@ -131,7 +131,7 @@ def test_boxes_and_bad_image_hits(visual: VisualRefiner, tmp_path: Path) -> None
     broken.write_bytes(b"not a jpeg")
     query = Query("a dog")
     hits = [Hit(Document("x", modality=Modality.IMAGE, media=str(broken)), 1.0)]
-    out = visual.refine(query, Ranked(query, hits))
+    out = visual.refine(Ranked(query, hits))
     assert out.ids() == ["x"] and "kept whole" in out.reports[-1].errors[0]
-    empty = visual.refine(query, Ranked(query, []))
+    empty = visual.refine(Ranked(query, []))
     assert empty.hits == [] and empty.reports[-1].errors == ["no hits to refine"]

@@ -400,7 +400,7 @@ def _ask_all(
             f"not found {refused}/{len(records)}" if absent else f"F1 {f1_sum / len(records):.3f}"
         )
         bar.update(task, advance=1, description=f"{label} · {running}")
-    # Pipeline.names has placeholders for the stages it does not run
+    # the stages this run configured (a generator that failed to load is not among them)
     names = {s: n for s, n in pipeline.names.items() if s == "retrieve" or s in config}
     # e.g. a generator that could not load: the run is then retrieval-only, and says so
     return records, names, list(getattr(pipeline, "warnings", []))

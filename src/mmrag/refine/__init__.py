@@ -1,12 +1,12 @@
 """Refiners: fit retrieved material to the generator's budget without losing the answer.
 
-Each takes a question and ranked hits and returns hits whose `passage` is the kept text
+Each takes ranked hits and a token budget and returns hits whose `passage` is the kept text
 and whose `kept` spans point into the source, so answers can still cite it.
 """
 
 from __future__ import annotations
 
-from mmrag.refine.base import Refiner
+from mmrag.refine.base import Refiner, TextRefiner
 from mmrag.registry import Registry
 
 REFINERS: Registry[Refiner] = Registry(
@@ -26,4 +26,4 @@ def load_refiner(name: str, **params: object) -> Refiner:
     return REFINERS.create(name, **params)
 
 
-__all__ = ["REFINERS", "Refiner", "load_refiner"]
+__all__ = ["REFINERS", "Refiner", "TextRefiner", "load_refiner"]

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import re
 from functools import cached_property
-from typing import ClassVar
 
 from mmrag.models.causal_lm import DEFAULT_LM
 from mmrag.models.lm import LanguageModel
-from mmrag.refine.base import Budget, Refiner, Selection, TokenCounter
+from mmrag.refine.base import Budget, Selection, TextRefiner, TokenCounter
 from mmrag.refine.extractive import ExtractiveRefiner
 from mmrag.refine.sentences import is_cjk, split_sentences
 from mmrag.types import Query
@@ -76,10 +75,10 @@ def parse_summary(reply: str, n_sentences: int) -> tuple[list[tuple[str, list[in
     return out, invalid
 
 
-class AbstractiveRefiner(Refiner):
+class AbstractiveRefiner(TextRefiner):
     """A question-focused summary by a `LanguageModel` (the local SmolLM2 by default)."""
 
-    name: ClassVar[str] = "abstractive"
+    name = "abstractive"
 
     def __init__(
         self,

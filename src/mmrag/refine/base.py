@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import math
 import time
-from abc import ABC, abstractmethod
+from abc import abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from mmrag.errors import ConfigError
 from mmrag.ingest.chunking import TokenCounter  # budgets count generator tokens, as chunks do
 from mmrag.refine.sentences import join_pieces
+from mmrag.stage import Limits, Stage
 from mmrag.types import Hit, Query, Ranked, Span, StageReport
 
 DEFAULT_RATE = 2.0
@@ -96,14 +98,55 @@ def plan_budget(
     return budget
 
 
-class Refiner(ABC):
+class Refiner(Stage):
     """Fits the hits of a `Ranked` into a token budget; every kept piece points to its source."""
 
-    name: ClassVar[str] = "refiner"
+    name: str = "refiner"
+    kind: ClassVar[str] = "refine"
 
     def __init__(self, instruction: str = "") -> None:
         # The generator's instruction counts against `budget_tokens` like the question.
         self.instruction = instruction
+
+    @abstractmethod
+    def refine(
+        self,
+        ranked: Ranked,
+        budget_tokens: int | None = None,
+        rate: float | None = None,
+        *,
+        query: Query | None = None,
+    ) -> Ranked:
+        """Hits cut down to `budget_tokens` in all (instruction + question + passages) or
+        to 1/`rate` of the passage tokens; neither given: rate 2. Refined for the
+        ranking's own query unless `query` is given."""
+
+    def apply(self, ranked: Ranked, limits: Limits) -> Ranked:
+        return self.refine(ranked, limits.tokens)
+
+    def summarise(
+        self, before: Ranked, after: Ranked, reports: Sequence[StageReport], limits: Limits
+    ) -> dict[str, Any]:
+        extra: dict[str, Any] = {
+            "budget": limits.tokens,
+            "words_in": _words(before),
+            "words_out": _words(after),
+        }
+        # the refiner counts with its own tokenizer: pass its figures on
+        for report in reports:
+            for key in ("tokens_in", "tokens_out", "achieved_rate"):
+                if key in report.extra:
+                    extra[key] = report.extra[key]
+        return extra
+
+
+def _words(ranked: Ranked) -> int:
+    return sum(len(h.text.split()) for h in ranked.hits)
+
+
+class TextRefiner(Refiner):
+    """The template of refiners that keep pieces of text: the base counts tokens, plans
+    the budget and builds the hits; a subclass decides what to keep (`select`)."""
 
     @abstractmethod
     def counter(self) -> TokenCounter:
@@ -117,13 +160,13 @@ class Refiner(ABC):
 
     def refine(
         self,
-        query: Query,
         ranked: Ranked,
         budget_tokens: int | None = None,
         rate: float | None = None,
+        *,
+        query: Query | None = None,
     ) -> Ranked:
-        """Hits cut down to `budget_tokens` in all (instruction + question + passages) or
-        to 1/`rate` of the passage tokens; neither given: rate 2."""
+        query = query or ranked.query
         check_rate(rate, budget_tokens)
         start = time.perf_counter()
         report = StageReport(stage="refine", name=self.name, n_in=len(ranked.hits))

@@ -168,7 +168,7 @@ def evaluate_refiner(
     for sample in samples:
         ranked = sample.ranked()
         start = time.perf_counter()
-        refined = refiner.refine(ranked.query, ranked, budget_tokens=budget_tokens, rate=rate)
+        refined = refiner.refine(ranked, budget_tokens=budget_tokens, rate=rate)
         seconds += time.perf_counter() - start
         report = refined.reports[-1]
         context = "\n".join(h.text for h in refined.hits)

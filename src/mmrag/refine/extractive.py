@@ -10,12 +10,12 @@ their original order so the context still reads as the source did.
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
 from mmrag.models.causal_lm import DEFAULT_LM, load_tokenizer
-from mmrag.refine.base import Budget, Refiner, Selection, TokenCounter
+from mmrag.refine.base import Budget, Selection, TextRefiner, TokenCounter
 from mmrag.refine.sentences import split_sentences, word_spans
 from mmrag.types import Query
 
@@ -62,7 +62,7 @@ def head_of(text: str, start: int, end: int, share: float) -> tuple[int, int]:
     return start, start + int(words[last, 1])
 
 
-class ExtractiveRefiner(Refiner):
+class ExtractiveRefiner(TextRefiner):
     """Sentence selection by embedding similarity to the question plus MMR redundancy removal.
 
     `encoder` is a text-encoder registry name; the default Universal Sentence Encoder
@@ -70,7 +70,7 @@ class ExtractiveRefiner(Refiner):
     tokenizer of the causal LM `tokenizer_model` (the generator's, by default SmolLM2).
     """
 
-    name: ClassVar[str] = "extractive"
+    name = "extractive"
 
     def __init__(
         self,

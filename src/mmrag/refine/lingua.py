@@ -24,12 +24,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import ClassVar
 
 import numpy as np
 
 from mmrag.models.causal_lm import DEFAULT_LM
-from mmrag.refine.base import Budget, Refiner, Selection, TokenCounter
+from mmrag.refine.base import Budget, Selection, TextRefiner, TokenCounter
 from mmrag.refine.perplexity import Encoded, PerplexityScorer
 from mmrag.refine.sentences import split_sentences, word_spans
 from mmrag.types import Query
@@ -42,14 +41,6 @@ class _Segment:
     passage: int
     lo: int  # token range in the passage's encoding
     hi: int
-
-
-@dataclass(slots=True)
-class _PassageScores:
-    """Per-token log-probabilities of one passage (NaN where not computed)."""
-
-    plain: np.ndarray  # log p(x_i | x_<i)
-    conditioned: np.ndarray  # log p(x_i | question, x_<i)
 
 
 def _token_units(offsets: np.ndarray, spans: np.ndarray) -> np.ndarray:
@@ -81,10 +72,10 @@ def _keep_best(scores: np.ndarray, costs: np.ndarray, budget: float) -> np.ndarr
     return keep
 
 
-class LinguaRefiner(Refiner):
+class LinguaRefiner(TextRefiner):
     """LongLLMLingua: coarse passage ranking, sentence filter and token pruning by a causal LM."""
 
-    name: ClassVar[str] = "lingua"
+    name = "lingua"
 
     def __init__(
         self,
@@ -364,7 +355,7 @@ class FastLinguaRefiner(LinguaRefiner):
     sentences are ranked by similarity to the question, and the LM reads only the kept
     passages, once, for the tokens' self-information (bench/results/refine.json)."""
 
-    name: ClassVar[str] = "lingua-fast"
+    name = "lingua-fast"
 
     def __init__(self, **params: object) -> None:
         params.setdefault("coarse_by", "embedding")

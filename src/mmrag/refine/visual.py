@@ -26,12 +26,12 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 from functools import cached_property
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
 from mmrag.errors import ConfigError, IngestError
-from mmrag.refine.base import Budget, Refiner, Selection, TokenCounter, check_rate
+from mmrag.refine.base import Refiner, check_rate
 from mmrag.types import Hit, Modality, Query, Ranked, StageReport
 
 IMAGE_MODALITIES = frozenset({Modality.IMAGE, Modality.PAGE})
@@ -114,7 +114,7 @@ class VisualRefiner(Refiner):
     handles the text hits of a mixed result with the same budget.
     """
 
-    name: ClassVar[str] = "visual"
+    name = "visual"
 
     def __init__(
         self,
@@ -165,19 +165,6 @@ class VisualRefiner(Refiner):
         return load_refiner(
             self.text_refiner_name, instruction=self.instruction, **self.text_params
         )
-
-    # Text hits are the text refiner's business; these keep the base interface whole.
-    def counter(self) -> TokenCounter:
-        if self.text_refiner is None:
-            raise ConfigError("the visual refiner has no text refiner to count tokens with")
-        return self.text_refiner.counter()
-
-    def select(
-        self, query: Query, texts: list[str], tokens: list[int], budget: Budget
-    ) -> Selection:
-        if self.text_refiner is None:
-            return Selection([[(0, len(t))] if t.strip() else [] for t in texts])
-        return self.text_refiner.select(query, texts, tokens, budget)
 
     # -- images --------------------------------------------------------------------------
 
@@ -248,13 +235,15 @@ class VisualRefiner(Refiner):
 
     def refine(
         self,
-        query: Query,
         ranked: Ranked,
         budget_tokens: int | None = None,
         rate: float | None = None,
+        *,
+        query: Query | None = None,
     ) -> Ranked:
         """Image hits cropped and token-pruned (1/`rate` of the tokens, else `keep_ratio`);
         text hits refined by the text refiner with `budget_tokens` / `rate`."""
+        query = query or ranked.query
         check_rate(rate, budget_tokens)
         start = time.perf_counter()
         report = StageReport(stage="refine", name=self.name, n_in=len(ranked.hits))
@@ -263,7 +252,9 @@ class VisualRefiner(Refiner):
         text_out: dict[str, Hit] = {}
         if texts and self.text_refiner is not None:
             part = Ranked(ranked.query, [ranked.hits[i] for i in texts])
-            refined = self.text_refiner.refine(query, part, budget_tokens=budget_tokens, rate=rate)
+            refined = self.text_refiner.refine(
+                part, budget_tokens=budget_tokens, rate=rate, query=query
+            )
             text_out = {h.doc.id: h for h in refined.hits}
             text_report = refined.reports[-1]
             report.errors.extend(text_report.errors)

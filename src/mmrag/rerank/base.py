@@ -9,13 +9,15 @@ the rest keep their input order after them.
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import numpy as np
 
 from mmrag.errors import ConfigError, ModelError
+from mmrag.stage import Limits, Stage
 from mmrag.text_script import dominant_script, normalise_scripts, reads
 from mmrag.types import Hit, Query, Ranked, StageReport, timed
 
@@ -87,7 +89,7 @@ def _rescored(hit: Hit, score: float, name: str, scored: bool = True) -> Hit:
     return Hit(doc=hit.doc, score=score, scores=scores, passage=hit.passage, kept=list(hit.kept))
 
 
-class Reranker(ABC):
+class Reranker(Stage):
     """Re-orders candidates for a query.
 
     Subclasses implement `score`: one new score per candidate, NaN where it could not
@@ -99,6 +101,7 @@ class Reranker(ABC):
     """
 
     name: str = "reranker"
+    kind: ClassVar[str] = "rerank"
     scripts: frozenset[str] | None = None
 
     def __init__(self, depth: int | None = None, *, scripts: Sequence[str] | None = None) -> None:
@@ -110,6 +113,14 @@ class Reranker(ABC):
     @abstractmethod
     def score(self, query: Query, hits: list[Hit], report: StageReport) -> np.ndarray | Scores:
         """Score the (unique, non-empty) candidates; record calls, tokens and failures."""
+
+    def apply(self, ranked: Ranked, limits: Limits) -> Ranked:
+        return self.rerank(ranked, limits.k)
+
+    def summarise(
+        self, before: Ranked, after: Ranked, reports: Sequence[StageReport], limits: Limits
+    ) -> dict[str, Any]:
+        return {"k": limits.k}
 
     def rerank(self, ranked: Ranked, k: int | None = None, *, query: Query | None = None) -> Ranked:
         """Rerank `ranked` for its query (or `query`), keeping the top `k` (None: all)."""

@@ -4,15 +4,27 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from typing import ClassVar
 
 from mmrag.index.base import Candidates, Scored, Store
 from mmrag.types import Hit, Query, Ranked, StageReport, timed
 
 
 class Retriever(ABC):
-    """Finds candidates for a query. Implementations batch `retrieve_many`."""
+    """Finds candidates for a query. Implementations batch `retrieve_many`.
+
+    `query_modalities` are the parts of a `Query` the retriever reads ("text",
+    "image"); a fusion of retrievers asks each member only the queries it `takes`.
+    """
 
     name: str = "retriever"
+    query_modalities: ClassVar[frozenset[str]] = frozenset({"text"})
+
+    def takes(self, query: Query) -> bool:
+        """True when `query` has a part this retriever reads."""
+        return ("text" in self.query_modalities and bool(query.text.strip())) or (
+            "image" in self.query_modalities and bool(query.image)
+        )
 
     def retrieve(self, query: Query | str, k: int = 10) -> Ranked:
         return self.retrieve_many([query], k)[0]
