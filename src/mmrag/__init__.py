@@ -3,19 +3,27 @@
 Importing the package is cheap; models and indexes load when first used.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from mmrag.types import Document, Hit, Modality, Query, Ranked, Span, StageReport
+
+if TYPE_CHECKING:
+    from mmrag.index.base import Store
 
 __version__ = "0.1.0"
 
 
-def open_store(path: str | None = None, **options: object) -> "EmbeddedStore":  # noqa: F821
-    """Open or create the embedded store at `path` (default: $MMRAG_STORE, else user data)."""
-    from pathlib import Path
+def open_store(
+    location: str | None = None, *, create: bool = True, read_only: bool = False
+) -> Store:
+    """Open (or create) a store: a folder for the embedded store, or a
+    milvus://host:port/collection URI; default: $MMRAG_STORE, else the user data folder."""
+    from mmrag.index.open import open_store as open_at
+    from mmrag.index.open import store_location
 
-    from mmrag.cli import store_path
-    from mmrag.index.store import EmbeddedStore
-
-    return EmbeddedStore(store_path(Path(path) if path else None), **options)  # type: ignore[arg-type]
+    return open_at(store_location(location), create=create, read_only=read_only)
 
 
 __all__ = ["Document", "Hit", "Modality", "Query", "Ranked", "Span", "StageReport", "open_store"]

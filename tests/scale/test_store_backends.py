@@ -168,6 +168,11 @@ def test_filters_match_sql(open_backend, records, tmp_path: Path) -> None:
         (hits,) = store.search_dense("text", vecs[:1], 300, flt)
         assert set(ids(hits)) == expected, flt
         assert expected, f"filter {flt} selects nothing: a weak test"
+        # the same documents through the interface's own keys, on every backend
+        keyed = {key: d.id for key, d in store.iter_documents(batch=64)}
+        assert {keyed[k] for k in store.filter_keys(flt)} == expected, flt
+    assert store.filter_keys(None) is None
+    assert sorted(d.id for _, d in store.iter_documents(batch=64)) == sorted(row_to_id.values())
     reference.close()
 
 

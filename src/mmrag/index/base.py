@@ -7,13 +7,15 @@ the embedded store to a server keeps code, config and data model.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mmrag.errors import StoreError
+from mmrag.index.analyzer import Analyzer
 from mmrag.index.batch import Batch
 from mmrag.index.bm25 import BM25Params
 from mmrag.types import Document
@@ -55,7 +57,21 @@ def field_exists(
 
 
 class Store(ABC):
-    """Documents with a sparse (BM25) index and named dense vector fields."""
+    """Documents with a sparse (BM25) index and named dense vector fields.
+
+    A document's key is the backend's own handle for it (a row number, a document id):
+    candidates, `iter_documents` and `filter_keys` use it, and fusion never looks inside.
+    """
+
+    # how text becomes BM25 terms; fixed when the store is created
+    analyzer: Analyzer
+    # the backend searches sparse and dense together itself (`search_hybrid`)
+    server_hybrid: bool = False
+
+    @property
+    @abstractmethod
+    def media_root(self) -> Path:
+        """The folder documents' media references (images, pages, uploads) resolve in."""
 
     # ---- schema ------------------------------------------------------------------
     @abstractmethod
@@ -108,6 +124,14 @@ class Store(ABC):
 
     @abstractmethod
     def get(self, doc_ids: Sequence[str]) -> list[Document]: ...
+
+    @abstractmethod
+    def iter_documents(self, batch: int = 1000) -> Iterator[tuple[Hashable, Document]]:
+        """Every document with its key, a page at a time (memory stays bounded)."""
+
+    @abstractmethod
+    def filter_keys(self, filters: dict[str, Any] | None) -> np.ndarray | None:
+        """Keys of the documents a metadata filter matches, or None when there is no filter."""
 
     @abstractmethod
     def search_sparse(

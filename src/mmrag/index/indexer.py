@@ -126,10 +126,10 @@ class Indexer:
         with self._lock:
             for e in self.embedders:
                 store.ensure_field(e.field, e.dim, e.info())
-            stored = getattr(store, "analyzer", None)
+            stored = store.analyzer
         # A copy for the preparing thread: PyStemmer objects are not thread-safe, and the
-        # store's own analyser serves searches meanwhile. None: the store analyses.
-        self._analyzer = Analyzer.from_dict(stored.to_dict()) if stored is not None else None
+        # store's own analyser serves searches meanwhile.
+        self._analyzer = Analyzer.from_dict(stored.to_dict())
 
     # ---- files -------------------------------------------------------------------
 
@@ -279,7 +279,7 @@ class Indexer:
     # ---- shared: analyse, batch, embed, write --------------------------------------
 
     def _prepared(self, info: SourceInfo, docs: list[Document]) -> PreparedSource:
-        tokens = [self._analyzer.tokens(d.text) for d in docs] if self._analyzer else []
+        tokens = [self._analyzer.tokens(d.text) for d in docs]
         return PreparedSource(info, docs, tokens, text_bytes(docs))
 
     def _ahead(self, items: Iterator[PreparedSource]) -> AbstractContextManager[Any]:
@@ -330,8 +330,7 @@ class Indexer:
             return
         docs = [d for p in pending for d in p.docs]
         batch = Batch(sources=[p.info for p in pending], docs=docs)
-        if self._analyzer is not None:
-            batch.tokens = [t for p in pending for t in p.tokens]
+        batch.tokens = [t for p in pending for t in p.tokens]
         t0 = time.perf_counter()
         for e in self.embedders:
             positions = np.array([i for i, d in enumerate(docs) if e.accepts(d)], dtype=np.int64)

@@ -21,7 +21,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -182,14 +182,17 @@ class MilvusStore(Store):
             lambda: list(self.client.query(collection, filter=expr, output_fields=fields, **level)),
         )
 
-    def _iterate(self, collection: str, fields: list[str], batch: int = 1000) -> Iterator[dict]:
-        """Every row of a collection, in pages (query_iterator keeps memory bounded)."""
+    def _iterate(
+        self, collection: str, fields: list[str], batch: int = 1000, expr: str = ""
+    ) -> Iterator[dict]:
+        """Every row of a collection (that `expr` matches), in pages: query_iterator keeps
+        memory bounded, where one query would stop at the server's result window."""
         it = self._call(
             f"iterate {collection}",
             lambda: self.client.query_iterator(
                 collection,
                 batch_size=batch,
-                filter="",
+                filter=expr,
                 output_fields=fields,
                 **self._consistency(collection),
             ),
@@ -441,8 +444,11 @@ class MilvusStore(Store):
 
     @property
     def blob_root(self) -> Path:
-        """Where media references resolve, as the store folder does for the embedded store
-        (`mmrag.pipeline` resolves media against `blob_root`, else the store's `path`)."""
+        """Where media references resolve, as the store folder does for the embedded store."""
+        return self.blob_dir
+
+    @property
+    def media_root(self) -> Path:
         return self.blob_dir
 
     def close(self) -> None:
@@ -518,6 +524,20 @@ class MilvusStore(Store):
             for r in self._query(self.name, expr, DOC_FIELDS):
                 found[r["id"]] = _document(r)
         return [found[i] for i in ids if i in found]
+
+    def iter_documents(self, batch: int = 1000) -> Iterator[tuple[Hashable, Document]]:
+        if not self._chunks_ready:
+            return
+        for r in self._iterate(self.name, DOC_FIELDS, batch):
+            yield r["id"], _document(r)
+
+    def filter_keys(self, filters: dict[str, Any] | None) -> np.ndarray | None:
+        if not filters:
+            return None
+        if not self._chunks_ready:
+            return np.asarray([], dtype=object)
+        expr = to_milvus_expr(filters, exists=self.caps.exists)
+        return np.asarray([r["id"] for r in self._iterate(self.name, ["id"], expr=expr)], object)
 
     def search_sparse(
         self,

@@ -10,6 +10,7 @@ than guessed, and everything without one is a path.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,17 @@ def parse_milvus_uri(text: str) -> MilvusLocation:
     blobs = query.get("blobs", [None])[-1]
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
     return MilvusLocation(f"http://{host}:{port}", collection, Path(blobs) if blobs else None)
+
+
+def store_location(store: str | Path | None = None) -> str:
+    """The store to use: `store`, else $MMRAG_STORE, else the user data folder (a path or
+    a milvus:// URI). The CLI, the server and `mmrag.open_store` all ask this."""
+    if store is not None:
+        return str(store)
+    if os.environ.get("MMRAG_STORE"):
+        return os.environ["MMRAG_STORE"]
+    base = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share"))
+    return str(base / "mmrag" / "store")
 
 
 def open_store(uri_or_path: str | Path, *, create: bool = False, read_only: bool = False) -> Store:

@@ -566,6 +566,13 @@ class EmbeddedStore(Store):
         clause, params = to_sql(filters)
         return self._live_rows(f"SELECT row FROM chunks WHERE {clause} ORDER BY row", params)
 
+    def filter_keys(self, filters: dict[str, Any] | None) -> np.ndarray | None:
+        return self.filter_rows(filters)  # a row is this store's key
+
+    @property
+    def media_root(self) -> Path:
+        return self.path
+
     @_locked
     def vectors(self, name: str, rows: Iterable[int]) -> np.ndarray:
         dim = self.fields()[name]["dim"]

@@ -272,8 +272,7 @@ def index_paths_with_ray(
     vanished: list[str] = []
     if files:
         ray = start_ray(opts.address, opts.workers)
-        analyzer = getattr(store, "analyzer", None)
-        ds = _pipeline(ray, files, known, embedders, analyzer, opts, chunk_tokens, overlap)
+        ds = _pipeline(ray, files, known, embedders, store.analyzer, opts, chunk_tokens, overlap)
         for row in ds.iter_rows():
             kind, path = row["kind"], row["path"]
             if kind == "source":

@@ -18,9 +18,9 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -68,7 +68,7 @@ class CrossModalRetriever(Retriever):
     """Text and/or image queries against an image–text field (text → image, image → image)."""
 
     name = "crossmodal"
-    takes_images = True
+    query_modalities: ClassVar[frozenset[str]] = frozenset({"text", "image"})
 
     def __init__(
         self,
@@ -101,6 +101,7 @@ class ImageToTextRetriever(CrossModalRetriever):
     """Image queries → text documents (captions, chunks, transcripts)."""
 
     name = "image-text"
+    query_modalities: ClassVar[frozenset[str]] = frozenset({"image"})
 
     def __init__(
         self,
@@ -147,9 +148,8 @@ def ocr_terms(text: str, n: int = 4) -> list[str]:
 class OCRTextRetriever(Retriever):
     """BM25 over OCR-robust terms of the text of image and page documents.
 
-    The index is built in memory from the store on first use and rebuilt when the
-    store's size changes; it needs a store that can list its documents
-    (`iter_documents`, as the embedded store does).
+    The index is built in memory from the store's documents on first use and rebuilt
+    when the store's size changes.
     """
 
     name = "ocr-text"
@@ -162,8 +162,6 @@ class OCRTextRetriever(Retriever):
         k1: float = 1.2,
         b: float = 0.75,
     ) -> None:
-        if not hasattr(store, "iter_documents"):
-            raise ConfigError("OCR text search needs a store that lists its documents")
         self.store = store
         self.modalities = {str(m) for m in modalities}
         self.n, self.k1, self.b = n, k1, b
@@ -172,13 +170,13 @@ class OCRTextRetriever(Retriever):
     def _build(self) -> None:
         from scipy import sparse
 
-        rows: list[int] = []
+        rows: list[Hashable] = []
         docs = []
         vocab: dict[str, int] = {}
         cols: list[int] = []
         counts: list[int] = []
         indptr = [0]
-        for row, doc in self.store.iter_documents():  # type: ignore[attr-defined]
+        for row, doc in self.store.iter_documents():
             if str(doc.modality) not in self.modalities or not doc.text.strip():
                 continue
             for term, count in Counter(ocr_terms(doc.text, self.n)).items():
@@ -202,7 +200,7 @@ class OCRTextRetriever(Retriever):
             weights.data * (self.k1 + 1) / (weights.data + np.repeat(norm, np.diff(tf.indptr)))
         )
         self._weights = (weights @ sparse.diags(idf)).tocsc()
-        self._vocab, self._rows, self._docs = vocab, np.asarray(rows, np.int64), docs
+        self._vocab, self._rows, self._docs = vocab, np.asarray(rows), docs
         self._built_for = len(self.store)
 
     def retrieve_many(self, queries: Sequence[Query | str], k: int = 10) -> list[Ranked]:
@@ -218,9 +216,8 @@ class OCRTextRetriever(Retriever):
                 scores = np.asarray(self._weights[:, cols].sum(axis=1)).ravel() if cols else None
                 scored = []
                 if scores is not None and len(scores):
-                    allowed = None
-                    if q.filters and hasattr(self.store, "filter_rows"):
-                        allowed = self.store.filter_rows(q.filters)  # type: ignore[attr-defined]
+                    if q.filters:
+                        allowed = self.store.filter_keys(q.filters)
                         scores = np.where(np.isin(self._rows, allowed), scores, 0.0)
                     top = np.argsort(-scores, kind="stable")[:k]
                     scored = [(self._docs[i], float(scores[i])) for i in top if scores[i] > 0]
@@ -287,7 +284,7 @@ class MultimodalRetriever(Retriever):
     """
 
     name = "multimodal"
-    takes_images = True
+    query_modalities: ClassVar[frozenset[str]] = frozenset({"text", "image"})
 
     def __init__(
         self,
@@ -347,10 +344,7 @@ class MultimodalRetriever(Retriever):
         depth = max(k, self.depth)
         per_member: list[dict[int, Ranked]] = []
         for member in self.retrievers:
-            takes_images = getattr(member, "takes_images", False)
-            usable = [i for i, q in enumerate(qs) if q.text.strip() or takes_images]
-            if isinstance(member, ImageToTextRetriever):
-                usable = [i for i in usable if qs[i].image]
+            usable = [i for i, q in enumerate(qs) if member.takes(q)]
             results = member.retrieve_many([qs[i] for i in usable], depth) if usable else []
             per_member.append(dict(zip(usable, results, strict=True)))
         out = []

@@ -6,6 +6,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from mmrag.registry import require
 from mmrag.server.settings import ServerSettings
 
 API_KEY_ENV = "MMRAG_API_KEY"
@@ -29,12 +30,11 @@ def serve(
     `api_key` falls back to $MMRAG_API_KEY; with neither, the API is open, which is
     only sensible on a loopback address.
     """
-    import uvicorn
-
-    from mmrag.server.app import create_app
+    uvicorn = require("uvicorn", "server")
+    from mmrag.server import create_app
 
     settings = ServerSettings(
-        store=Path(store),
+        store=store,
         config=Path(config) if config else None,
         api_key=api_key or os.environ.get(API_KEY_ENV) or None,
         cors_origins=tuple(cors_origins),

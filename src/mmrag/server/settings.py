@@ -21,7 +21,7 @@ class ServerSettings:
     search batches of one retriever run at once (None: one per core).
     """
 
-    store: Path
+    store: str | Path  # a folder (the embedded store) or a milvus://host:port/collection URI
     config: Path | None = None
     api_key: str | None = None
     cors_origins: tuple[str, ...] = ()

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mmrag.index.indexer import Indexer
-from mmrag.index.store import EmbeddedStore
+from mmrag.index.open import open_store
 from mmrag.pipeline import Pipeline, default_retriever_name, media_resolver
 from mmrag.retrieve import RETRIEVERS, Retriever
 from mmrag.server.batching import SearchBatcher
@@ -33,10 +33,11 @@ class ServerState:
         self.settings = settings
         # Concurrency comes from the search workers, one core each (see mmrag.threads).
         set_blas_threads(QUERY_BLAS_THREADS)
-        self.store = EmbeddedStore(
+        self.store = open_store(
             settings.store, create=not settings.read_only, read_only=settings.read_only
         )
-        self.root: Path = self.store.path.resolve()
+        # uploads and thumbnails live where the store resolves media references
+        self.root: Path = self.store.media_root.resolve()
         self.uploads = self.root / UPLOADS
         self.thumbnails = self.root / THUMBNAILS
         self.write_lock = threading.Lock()
