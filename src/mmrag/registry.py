@@ -9,9 +9,65 @@ from __future__ import annotations
 import importlib
 from typing import Any, Generic, TypeVar
 
-from mmrag.errors import ConfigError
+from mmrag.errors import ConfigError, MissingDependency
 
 T = TypeVar("T")
+
+
+# The extra of pyproject.toml's [project.optional-dependencies] that installs each optional
+# module mmrag imports; everything else it imports is a core dependency.
+EXTRA_OF: dict[str, str] = {
+    "torch": "torch",
+    "transformers": "torch",
+    "sentence_transformers": "torch",
+    "accelerate": "torch",
+    "safetensors": "torch",
+    "gguf": "llm",
+    "av": "audio",
+    "faster_whisper": "audio",
+    "ctranslate2": "audio",
+    "PIL": "images",
+    "efficientnet_lite_pytorch": "images",
+    "rapidocr_onnxruntime": "ocr",
+    "cv2": "ocr",
+    "fastapi": "server",
+    "starlette": "server",
+    "pydantic": "server",
+    "uvicorn": "server",
+    "multipart": "server",
+    "pymilvus": "scale",
+    "ray": "scale",
+    "llama_cpp": "llama-cpp",
+}
+
+
+def install_hint(extra: str) -> str:
+    """The one way an install hint is written: pip install 'mmrag[<extra>]'."""
+    return f"pip install 'mmrag[{extra}]'"
+
+
+def missing_dependency(
+    module: str, extra: str | None = None, cause: BaseException | None = None, note: str = ""
+) -> MissingDependency:
+    """The error for an optional module that is not installed, naming the extra to install."""
+    extra = extra or EXTRA_OF.get(module.partition(".")[0])
+    hint = install_hint(extra) if extra else f"pip install {module.partition('.')[0]}"
+    details = "; ".join(part for part in (note, str(cause) if cause else "") if part)
+    return MissingDependency(
+        f"{module} is needed here: {hint}" + (f" ({details})" if details else "")
+    )
+
+
+def require(module: str, extra: str | None = None, note: str = "") -> Any:
+    """Import an optional dependency or explain how to install it.
+
+    `extra` defaults to the module's entry in `EXTRA_OF`; pass a wider one where the
+    caller needs more than this module (a local generator: 'llm', not just 'torch').
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise missing_dependency(module, extra, exc, note) from exc
 
 
 def import_object(path: str) -> Any:
@@ -21,6 +77,9 @@ def import_object(path: str) -> Any:
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
+        missing = (exc.name or "").partition(".")[0]
+        if missing in EXTRA_OF:  # a registered stage whose optional dependency is absent
+            raise missing_dependency(exc.name or missing, cause=exc) from exc
         raise ConfigError(f"cannot import {module_name!r} for {path!r}: {exc}") from exc
     try:
         return getattr(module, attr)
@@ -55,18 +114,6 @@ class Registry(Generic[T]):
             return cls(**params)
         except TypeError as exc:
             raise ConfigError(f"bad parameters for {self.kind} {name!r}: {exc}") from exc
-
-
-def require(module: str, extra: str) -> Any:
-    """Import an optional dependency or explain how to install it."""
-    from mmrag.errors import MissingDependency
-
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise MissingDependency(
-            f"{module} is needed here: pip install 'mmrag[{extra}]' ({exc})"
-        ) from exc
 
 
 def parse_params(pairs: list[str]) -> dict[str, Any]:

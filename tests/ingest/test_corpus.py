@@ -67,7 +67,8 @@ def test_every_chunk_is_the_exact_slice_its_span_names(corpus, max_tokens, overl
             assert doc.metadata["suffix"] == source.path.suffix
             if doc.span.page is None:
                 section = next(
-                    s for s in source.sections
+                    s
+                    for s in source.sections
                     if s.offset <= doc.span.start and doc.span.end <= s.offset + len(s.text)
                 )
             else:

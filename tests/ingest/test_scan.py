@@ -66,8 +66,19 @@ def test_scan_reports_every_bad_file_and_loads_the_good_ones(tmp_path):
 
 
 def test_iter_files_is_sorted_and_skips_hidden_unknown_and_ignored(tmp_path):
-    for name in ("b.md", "a.txt", "c.PDF", "notes.docx", ".hidden.txt", "x/.git/config.txt",
-                 ".cache/a.md", "x/y/z.html", "x/README.md", "x/keep.md", "x/drafts/d.txt"):
+    for name in (
+        "b.md",
+        "a.txt",
+        "c.PDF",
+        "notes.docx",
+        ".hidden.txt",
+        "x/.git/config.txt",
+        ".cache/a.md",
+        "x/y/z.html",
+        "x/README.md",
+        "x/keep.md",
+        "x/drafts/d.txt",
+    ):
         write(tmp_path / name, "text")
     write(tmp_path / "x" / ".mmragignore", "# not articles\nREADME.md\ndrafts\n")
     found = [p.relative_to(tmp_path).as_posix() for p in iter_files([tmp_path])]

@@ -15,13 +15,16 @@ import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image
 
 from mmrag.errors import ConfigError
 from mmrag.ingest.media_decode import decode_audio
 from mmrag.registry import require
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 FPS = 4  # still photos: a few frames a second keeps the files tiny
 SIZE = (320, 240)
@@ -66,6 +69,7 @@ def speak(text: str, voice: str = "en-us", words_per_minute: int = 165) -> np.nd
 
 
 def _letterbox(path: Path) -> Image.Image:
+    Image = require("PIL.Image", "images")
     image = Image.open(path).convert("RGB")
     image.thumbnail(SIZE)
     canvas = Image.new("RGB", SIZE)

@@ -34,6 +34,7 @@ from mmrag.generate.grounding import (
 )
 from mmrag.generate.prompts import DEFAULT_STYLE, IMAGE_MODALITIES, STYLES, build_messages
 from mmrag.models.lm import LanguageModel
+from mmrag.registry import require
 from mmrag.types import Hit, Ranked, StageReport
 
 log = logging.getLogger(__name__)
@@ -127,9 +128,7 @@ def make_lm(
 
         return LlamaCppLM(model, threads=threads, batch_threads=batch_threads)
     if threads is not None:
-        import torch
-
-        torch.set_num_threads(threads)
+        require("torch", "llm").set_num_threads(threads)
     from mmrag.models.local_lm import LocalLM
 
     return LocalLM(model, dtype=dtype)

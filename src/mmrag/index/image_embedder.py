@@ -11,15 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from PIL import Image
 
 from mmrag.errors import ConfigError, IngestError
 from mmrag.index.embedders import FieldEmbedder
 from mmrag.models.image import ImageTextEncoder
 from mmrag.types import Document, Modality
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 # How a document of each modality becomes a picture; other helpers may add theirs
 # (e.g. a video shot's keyframe) with `register_picture`.

@@ -9,16 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image
 
 from mmrag.errors import IngestError
 from mmrag.index.image_embedder import ImageFieldEmbedder
 from mmrag.ingest.media_decode import iter_frames
-from mmrag.models.image import ImageTextEncoder
+from mmrag.models.image import ImageTextEncoder, pil_image
 from mmrag.models.text import normalise
 from mmrag.types import Document, Modality
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 VISUAL_AND_VIDEO = (Modality.IMAGE, Modality.PAGE, Modality.VIDEO)
 
@@ -37,7 +40,7 @@ def keyframe_images(docs: Sequence[Document]) -> list[list[Image.Image]]:
     for i, doc in enumerate(docs):
         frames = _keyframes(doc)
         if all("thumbnail" in f and Path(f["thumbnail"]).is_file() for f in frames):
-            out[i] = [Image.open(f["thumbnail"]).convert("RGB") for f in frames]
+            out[i] = [pil_image().open(f["thumbnail"]).convert("RGB") for f in frames]
         elif doc.media:
             undecoded.setdefault(doc.media, []).append(i)
         else:

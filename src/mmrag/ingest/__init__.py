@@ -1,7 +1,7 @@
 """Ingestion: files -> `SourceFile`s (loaders per suffix) -> chunked `Document`s with spans.
 
-    sources, errors = scan([Path("examples/corpus")])
-    docs = [d for s in sources for d in chunk_documents(s, max_tokens=256, overlap=32)]
+sources, errors = scan([Path("examples/corpus")])
+docs = [d for s in sources for d in chunk_documents(s, max_tokens=256, overlap=32)]
 """
 
 from mmrag.ingest.chunking import TokenCounter, chunk_documents, chunk_spans

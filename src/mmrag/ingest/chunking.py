@@ -332,4 +332,3 @@ def chunk_documents(
             )
     docs.extend(source.media)
     return docs
-

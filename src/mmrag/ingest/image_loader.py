@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import io
 from dataclasses import replace
-from typing import Any
-
-from PIL import Image
+from typing import TYPE_CHECKING, Any
 
 from mmrag.errors import ConfigError, IngestError
 from mmrag.ingest.files import IMAGE_KINDS, IMAGE_SUFFIXES, Loaded, Loader, RawFile
-from mmrag.models.image import MAX_PIXELS, open_image
+from mmrag.models.image import MAX_PIXELS, open_image, pil_image
 from mmrag.types import Document, Modality
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 OCR_MODES = ("auto", "always", "never")
 __all__ = ["IMAGE_KINDS", "IMAGE_SUFFIXES", "load_image", "make_image_loader"]
@@ -77,6 +78,7 @@ def make_image_loader(ocr: str = "auto", max_pixels: int = MAX_PIXELS) -> Loader
 
 def open_header(raw: RawFile) -> Image.Image:
     """The image's header (format, frame count) without decoding pixels."""
+    Image = pil_image()
     try:
         return Image.open(io.BytesIO(raw.data))
     except Image.DecompressionBombError as exc:

@@ -12,13 +12,15 @@ import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from PIL import Image
 
 from mmrag.errors import IngestError
 from mmrag.registry import require
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 MediaSource = str | Path | bytes
 
@@ -134,6 +136,7 @@ def iter_frames(
     A decoding error ends the stream; the caller sees it as fewer frames.
     """
     av = _av()
+    bilinear = require("PIL.Image", "images").Resampling.BILINEAR  # frames become PIL images
     with open_container(src, name) as container:
         if not container.streams.video:
             return
@@ -150,7 +153,7 @@ def iter_frames(
                 next_time = t + every
                 image = frame.to_image()
                 if max_side and max(image.size) > max_side:
-                    image.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
+                    image.thumbnail((max_side, max_side), bilinear)
                 yield Frame(t, image.convert("RGB"))
         except (av.error.FFmpegError, ValueError):
             return

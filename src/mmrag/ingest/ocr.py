@@ -10,12 +10,14 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from PIL import Image
 
 from mmrag.registry import require
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 # Detection for the has-text check runs with the longer side at most this many pixels.
 CHECK_SIDE = 640

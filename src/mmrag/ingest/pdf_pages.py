@@ -10,15 +10,18 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pypdfium2 as pdfium
-from PIL import Image
 
 from mmrag.errors import IngestError
 from mmrag.ingest.files import Loaded, Loader, RawFile, Section, SourceFile
 from mmrag.ingest.pdf_loader import load_pdf
+from mmrag.registry import require
 from mmrag.types import Document, Modality, Span
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 # Rendering resolution for embedding (page retrievers resize to ~448-1024 px anyway)
 # and for OCR (small print needs more pixels).
@@ -31,6 +34,7 @@ MAX_PAGE_PIXELS = 40_000_000
 
 def render_page(pdf: str | Path | bytes, page: int, dpi: int = EMBED_DPI) -> Image.Image:
     """Page `page` (1-based) as an RGB image at `dpi`, capped at MAX_PAGE_PIXELS."""
+    require("PIL.Image", "images")  # pypdfium2's to_pil() needs Pillow
     name = "<bytes>" if isinstance(pdf, bytes) else str(pdf)
     try:
         document = pdfium.PdfDocument(pdf)

@@ -16,9 +16,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image
+
+from mmrag.registry import require
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 BINS = 4  # per channel: 64 colours in all, coarse enough to ignore noise and compression
 LUMA = 16  # side of the grey thumbnail
@@ -36,11 +41,12 @@ class Shot:
 def frame_signature(image: Image.Image) -> np.ndarray:
     """A frame's joint RGB histogram (BINS**3 cells, sums to 1) followed by its
     LUMA x LUMA grey thumbnail in [0, 1]."""
-    pixels = np.asarray(image.convert("RGB").resize((64, 64), Image.Resampling.BILINEAR))
+    bilinear = require("PIL.Image", "images").Resampling.BILINEAR
+    pixels = np.asarray(image.convert("RGB").resize((64, 64), bilinear))
     q = (pixels.astype(np.int32) * BINS) // 256
     codes = (q[..., 0] * BINS + q[..., 1]) * BINS + q[..., 2]
     hist = np.bincount(codes.ravel(), minlength=BINS**3).astype(np.float64)
-    grey = np.asarray(image.convert("L").resize((LUMA, LUMA), Image.Resampling.BILINEAR))
+    grey = np.asarray(image.convert("L").resize((LUMA, LUMA), bilinear))
     return np.concatenate([hist / hist.sum(), grey.ravel().astype(np.float64) / 255.0])
 
 

@@ -31,8 +31,7 @@ _TITLE_MAX_CHARS = 100
 def _decode_error(raw: RawFile, encoding: str, exc: UnicodeDecodeError) -> IngestError:
     bad = exc.object[exc.start : exc.start + 4].hex(" ")
     return raw.error(
-        f"not valid {encoding} at byte {exc.start} (bytes {bad}); "
-        "re-save the file as UTF-8"
+        f"not valid {encoding} at byte {exc.start} (bytes {bad}); re-save the file as UTF-8"
     )
 
 

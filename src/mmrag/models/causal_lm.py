@@ -17,6 +17,7 @@ from typing import Any
 
 from mmrag.errors import MMRagError, ModelUnavailable
 from mmrag.models.packaged_gguf import PACKAGED_GGUF, cache_root, gguf_file
+from mmrag.registry import require
 
 DEFAULT_LM = "smollm2-135m-instruct"
 _lock = threading.Lock()
@@ -73,10 +74,9 @@ def load_tokenizer(name: str = DEFAULT_LM) -> Any:
         elif name in PACKAGED_GGUF:
             tokenizer = load_causal_lm(name).tokenizer
         else:
-            from transformers import AutoTokenizer
-
+            transformers = require("transformers", "llm")
             try:
-                tokenizer = AutoTokenizer.from_pretrained(name)
+                tokenizer = transformers.AutoTokenizer.from_pretrained(name)
             except OSError as exc:
                 raise ModelUnavailable(f"cannot load the tokenizer of {name!r} ({exc})") from exc
     with _lock:
@@ -84,9 +84,8 @@ def load_tokenizer(name: str = DEFAULT_LM) -> Any:
 
 
 def _load(name: str, dtype: str) -> CausalLM:
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
+    torch = require("torch", "llm")
+    transformers = require("transformers", "llm")
     torch_dtype = getattr(torch, dtype)
     if name in PACKAGED_GGUF:
         try:
@@ -95,10 +94,11 @@ def _load(name: str, dtype: str) -> CausalLM:
             raise ModelUnavailable(str(exc)) from exc
         converted = _converted(name, dtype)
         if not (converted / "config.json").exists():
-            model = AutoModelForCausalLM.from_pretrained(
+            require("gguf", "llm")  # transformers reads GGUF files with it
+            model = transformers.AutoModelForCausalLM.from_pretrained(
                 gguf.parent, gguf_file=gguf.name, dtype=torch_dtype
             )
-            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            tokenizer = transformers.AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
             # Per process: two processes converting at once must not share a folder.
             tmp = converted.with_name(f"{converted.name}.{os.getpid()}.tmp")
             # The weights are already dequantised; drop the GGUF marker so they can be saved.
@@ -118,8 +118,8 @@ def _load(name: str, dtype: str) -> CausalLM:
     else:
         source = name  # a local path or a hub id
     try:
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype)
-        tokenizer = AutoTokenizer.from_pretrained(source)
+        model = transformers.AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(source)
     except OSError as exc:
         raise ModelUnavailable(
             f"cannot load causal LM {name!r}: not packaged, not a local path, "

@@ -32,7 +32,8 @@ def _pooled(output: Any) -> Any:
 
 @lru_cache(maxsize=2)
 def _load(path: str, device: str) -> tuple[Any, Any, Any]:
-    transformers = require("transformers", "audio")
+    require("torch", "torch")
+    transformers = require("transformers", "torch")
     model = transformers.ClapModel.from_pretrained(path)
     model.eval().to(device)
     features = transformers.AutoFeatureExtractor.from_pretrained(path)

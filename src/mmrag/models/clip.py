@@ -9,14 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-from PIL import Image
 
 from mmrag.errors import ConfigError
 from mmrag.models.image import ImageTextEncoder, as_texts, batched
 from mmrag.models.resolve import loading, resolve_model
+from mmrag.registry import require
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 
 def _pooled(output: Any) -> Any:
@@ -27,7 +30,8 @@ def _pooled(output: Any) -> Any:
 
 @lru_cache(maxsize=4)
 def _load(model_class: str, path: str, device: str) -> tuple[Any, Any, Any]:
-    import transformers
+    require("torch", "images")
+    transformers = require("transformers", "images")
 
     cls = getattr(transformers, model_class)
     model = cls.from_pretrained(path)

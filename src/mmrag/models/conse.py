@@ -15,16 +15,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import lru_cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from PIL import Image
 
 from mmrag.errors import ConfigError
-from mmrag.models.image import ImageTextEncoder, as_texts
+from mmrag.models.image import ImageTextEncoder, as_texts, pil_image
 from mmrag.models.resolve import PackagedModel, register_packaged, resolve_model
 from mmrag.models.text import TextEncoder, load_text_encoder, normalise
 from mmrag.registry import require
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 register_packaged(
     "efficientnet-lite0",
@@ -55,9 +57,8 @@ def imagenet_class_names() -> list[str]:
 
 @lru_cache(maxsize=2)
 def _backbone(path: str, arch: str) -> Any:
-    import torch
-
-    lite = require("efficientnet_lite_pytorch", "images")
+    lite = require("efficientnet_lite_pytorch", "images")  # it imports torch itself
+    torch = require("torch", "images")
     model = lite.EfficientNet.from_name(arch)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -94,7 +95,8 @@ class ImageNetBackbone:
         w, h = image.size
         scale = short / min(w, h)
         image = image.resize(
-            (max(short, round(w * scale)), max(short, round(h * scale))), Image.Resampling.BICUBIC
+            (max(short, round(w * scale)), max(short, round(h * scale))),
+            pil_image().Resampling.BICUBIC,
         )
         w, h = image.size
         left, top = (w - self.size) // 2, (h - self.size) // 2

@@ -17,17 +17,26 @@ import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
 
 from mmrag.errors import ConfigError, IngestError
 from mmrag.models.text import normalise
 from mmrag.progress import progress as progress_bar
-from mmrag.registry import Registry
+from mmrag.registry import Registry, require
 
-ImageInput = Image.Image | str | Path
+if TYPE_CHECKING:
+    from PIL import Image
+
+ImageInput: TypeAlias = "Image.Image | str | Path"
+
+
+def pil_image() -> ModuleType:
+    """Pillow's `PIL.Image`, imported on first use (the `images` extra installs it)."""
+    return require("PIL.Image", "images")
+
 
 # 64 megapixels (8000 x 8000): above any photo or 600-dpi A4 scan we index, far below
 # the 400 MP of a 20000 x 20000 bomb whose RGB decode alone would take 1.2 GB.
@@ -43,6 +52,7 @@ def open_image(
     JPEG that will be shrunk anyway is decoded at a reduced scale (draft mode), which
     is several times faster for large photos.
     """
+    Image = pil_image()
     if isinstance(src, Image.Image):
         image, name = src, "<image>"
     else:
@@ -64,7 +74,7 @@ def open_image(
             # Our own limit was checked above; Pillow's warning would only repeat it.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image.load()
-            image = ImageOps.exif_transpose(image) or image
+            image = require("PIL.ImageOps", "images").exif_transpose(image) or image
             image = _to_rgb(image)
     except (OSError, SyntaxError, ValueError) as exc:
         # Pillow reports truncated data as OSError ("image file is truncated") and some
@@ -77,11 +87,12 @@ def open_image(
 
 def _open(src: str | Path | io.BytesIO, name: str) -> Image.Image:
     """Read the header only (Pillow decodes lazily)."""
+    Image = pil_image()
     try:
         return Image.open(src)
     except FileNotFoundError as exc:
         raise IngestError(name, "no such file or directory") from exc
-    except UnidentifiedImageError as exc:
+    except Image.UnidentifiedImageError as exc:
         raise IngestError(name, "not an image Pillow can read (corrupt or unsupported)") from exc
     except Image.DecompressionBombError as exc:
         raise IngestError(name, f"refused as a decompression bomb: {exc}") from exc
@@ -95,12 +106,14 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         return image
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
+        Image = pil_image()
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
     return image.convert("RGB")
 
 
 def _as_images(images: Sequence[ImageInput]) -> list[ImageInput]:
+    Image = pil_image()
     if isinstance(images, (str, Path, Image.Image)):
         raise TypeError("encode_images() takes a sequence of images; wrap one in a list")
     out = list(images)

@@ -16,10 +16,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from mmrag.errors import ConfigError, MissingDependency, ModelError, ModelUnavailable
+from mmrag.errors import ConfigError, ModelError, ModelUnavailable
 from mmrag.models.lm import Completion, LanguageModel, Message, Usage
 from mmrag.models.local_lm import fit_window, text_messages
 from mmrag.models.packaged_gguf import PACKAGED_GGUF, gguf_file
+from mmrag.registry import require
 
 DEFAULT_CONTEXT = 4096
 
@@ -27,18 +28,18 @@ DEFAULT_CONTEXT = 4096
 def llama_cpp_available() -> bool:
     import importlib.util
 
-    return importlib.util.find_spec("llama_cpp") is not None
+    try:
+        return importlib.util.find_spec("llama_cpp") is not None
+    except (ImportError, ValueError):  # an import hook that refuses it, a broken install
+        return False
 
 
 def _require_llama_cpp() -> Any:
-    try:
-        import llama_cpp
-    except ImportError as exc:
-        raise MissingDependency(
-            "the llama.cpp runtime is not installed: `make llama-runtime` builds it once "
-            f"(pip install llama-cpp-python; it compiles from source) ({exc})"
-        ) from exc
-    return llama_cpp
+    return require(
+        "llama_cpp",
+        "llama-cpp",
+        note="it compiles from source; `make llama-runtime` builds it once",
+    )
 
 
 def gguf_path(model: str) -> Path:

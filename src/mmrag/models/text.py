@@ -17,7 +17,7 @@ import numpy as np
 from mmrag.errors import ConfigError
 from mmrag.models.resolve import loading, resolve_model
 from mmrag.progress import progress as progress_bar
-from mmrag.registry import Registry
+from mmrag.registry import Registry, require
 
 
 def normalise(vectors: np.ndarray) -> np.ndarray:
@@ -90,9 +90,9 @@ def encode_sorted(
 
 @lru_cache(maxsize=4)
 def _sentence_transformer(path: str, device: str, max_tokens: int | None) -> Any:
-    from sentence_transformers import SentenceTransformer
+    sentence_transformers = require("sentence_transformers", "torch")
 
-    model = SentenceTransformer(path, device=device)
+    model = sentence_transformers.SentenceTransformer(path, device=device)
     model.eval()
     if max_tokens is not None:
         model.max_seq_length = max_tokens
@@ -102,7 +102,7 @@ def _sentence_transformer(path: str, device: str, max_tokens: int | None) -> Any
 @lru_cache(maxsize=1)
 def _default_torch_threads() -> int:
     """torch's own choice (one per core), read before anything changes it."""
-    import torch
+    torch = require("torch", "torch")
 
     return int(torch.get_num_threads())
 

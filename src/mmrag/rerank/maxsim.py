@@ -19,7 +19,7 @@ import numpy as np
 
 from mmrag.errors import ConfigError
 from mmrag.models.resolve import loading, resolve_model
-from mmrag.registry import Registry
+from mmrag.registry import Registry, require
 from mmrag.rerank.base import Reranker
 from mmrag.rerank.batching import length_sorted_batches
 from mmrag.types import Hit, Query, StageReport
@@ -35,10 +35,11 @@ def maxsim_scores(query: np.ndarray, docs: Sequence[np.ndarray]) -> np.ndarray:
 
 @lru_cache(maxsize=2)
 def _load_encoder(path: str, device: str) -> tuple[Any, Any]:
-    from transformers import AutoModel, AutoTokenizer
+    require("torch", "torch")
+    transformers = require("transformers", "torch")
 
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModel.from_pretrained(path)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(path)
+    model = transformers.AutoModel.from_pretrained(path)
     model.eval().to(device)
     return model, tokenizer
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from mmrag.errors import ConfigError
 from mmrag.models.resolve import loading, resolve_model
+from mmrag.registry import require
 from mmrag.rerank.base import Reranker
 from mmrag.rerank.batching import length_sorted_batches
 from mmrag.types import Hit, Query, StageReport
@@ -24,10 +25,11 @@ MONOT5_TEMPLATE = "Query: {query} Document: {document} Relevant:"
 
 @lru_cache(maxsize=2)
 def load_seq2seq(path: str, device: str) -> tuple[Any, Any]:
-    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+    require("torch", "torch")
+    transformers = require("transformers", "torch")
 
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForSeq2SeqLM.from_pretrained(path)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(path)
+    model = transformers.AutoModelForSeq2SeqLM.from_pretrained(path)
     model.eval().to(device)
     return model, tokenizer
 

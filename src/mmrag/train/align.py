@@ -21,23 +21,26 @@ import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from PIL import Image
 
 from mmrag.errors import ConfigError
 from mmrag.eval.image_text import load_flickr8k
 from mmrag.models.conse import ConSEEncoder
-from mmrag.models.image import open_image
+from mmrag.models.image import open_image, pil_image
 from mmrag.progress import progress as progress_bar
+from mmrag.registry import require
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 VIEWS = ("centre", "mirror", "zoom")
 
 
 def _view(image: Image.Image, view: str) -> Image.Image:
     if view == "mirror":
-        return image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        return image.transpose(pil_image().Transpose.FLIP_LEFT_RIGHT)
     if view == "zoom":  # the central 80%: a closer look, as a random crop would give
         w, h = image.size
         dx, dy = round(w * 0.1), round(h * 0.1)
@@ -96,8 +99,7 @@ def fit_head(
     seed: int = 0,
 ) -> Any:
     """Train an AlignHead on (image view, caption vector) pairs; returned in eval mode."""
-    import torch
-
+    torch = require("torch", "images")
     from mmrag.models.align_head import AlignHead
 
     if len(caption_vecs) != len(owner):
