@@ -10,8 +10,8 @@ import pytest
 
 from mmrag.errors import IngestError
 from mmrag.ingest.files import ContentKind, load, scan, sniff
-from mmrag.ingest.media_decode import decode_audio
 from mmrag.ingest.spoken_numbers import number_aliases, with_number_aliases
+from mmrag.media.decode import decode_audio
 from mmrag.types import Modality
 from tests.media.conftest import write_audio
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from mmrag.errors import ConfigError
-from mmrag.ingest.media_decode import decode_audio
+from mmrag.media.decode import decode_audio
 from mmrag.models.clap import ClapEncoder, audio_encoder_from_info, load_audio_encoder
 from tests.media.tiny_clap import build_tiny_clap
 

@@ -10,7 +10,7 @@ import pytest
 
 from mmrag.errors import ConfigError
 from mmrag.eval.constructed_video import speak
-from mmrag.ingest.media_decode import decode_audio
+from mmrag.media.decode import decode_audio
 from mmrag.models.whisper import Segment, WhisperTranscriber, join_base_model
 
 # FSDD recordings that tiny.en reads right (it misreads some isolated digits: see the

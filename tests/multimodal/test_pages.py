@@ -15,7 +15,8 @@ from PIL import Image
 from mmrag.errors import IngestError
 from mmrag.ingest.chunking import chunk_documents
 from mmrag.ingest.files import read_raw
-from mmrag.ingest.pdf_pages import load_pdf_pages, make_pdf_pages_loader, render_page
+from mmrag.ingest.pdf_pages import load_pdf_pages, make_pdf_pages_loader
+from mmrag.media.pdf_render import render_page
 from mmrag.types import Modality
 from tests.pdfs import make_pdf
 

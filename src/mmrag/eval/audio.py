@@ -135,7 +135,7 @@ def audio_store(
         raise IngestError(report.errors[0].path, report.errors[0].reason)
     stats = {"files": len(files), "indexed_now": report.added + report.updated}
     if report.added + report.updated == len(files):  # a fresh index: timing means something
-        from mmrag.ingest.media_decode import probe
+        from mmrag.media.decode import probe
 
         audio = sum(probe(f).duration for f in files)
         stats["audio_seconds"] = round(audio, 1)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mmrag.errors import ConfigError
-from mmrag.ingest.media_decode import decode_audio
+from mmrag.media.decode import decode_audio
 from mmrag.registry import require
 
 if TYPE_CHECKING:

@@ -125,7 +125,7 @@ def video_store(
     from mmrag.index.image_embedder import ImageFieldEmbedder
     from mmrag.index.indexer import Indexer
     from mmrag.index.store import EmbeddedStore
-    from mmrag.ingest.media_decode import probe
+    from mmrag.media.decode import probe
     from mmrag.models.image import load_image_encoder
     from mmrag.models.text import load_text_encoder
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from mmrag.errors import IngestError
 from mmrag.index.embedders import FieldEmbedder
-from mmrag.ingest.media_decode import decode_audio
+from mmrag.media.decode import decode_audio
 from mmrag.models.clap import ClapEncoder
 from mmrag.types import Document, Modality
 

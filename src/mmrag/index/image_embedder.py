@@ -35,7 +35,7 @@ def _image_file(doc: Document) -> str:
 
 
 def _page_picture(doc: Document) -> Image.Image:
-    from mmrag.ingest.pdf_pages import render_page
+    from mmrag.media.pdf_render import render_page
 
     if not doc.media or doc.span is None or doc.span.page is None:
         raise IngestError(doc.id, "a page document needs its PDF (media) and page (span.page)")

@@ -15,7 +15,7 @@ import numpy as np
 
 from mmrag.errors import IngestError
 from mmrag.index.image_embedder import ImageFieldEmbedder
-from mmrag.ingest.media_decode import iter_frames
+from mmrag.media.decode import iter_frames
 from mmrag.models.image import ImageTextEncoder, pil_image
 from mmrag.models.text import normalise
 from mmrag.types import Document, Modality

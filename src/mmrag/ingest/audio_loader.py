@@ -15,7 +15,6 @@ from typing import Any
 
 from mmrag.errors import ConfigError
 from mmrag.ingest.files import AUDIO_SUFFIXES, Loaded, Loader, RawFile
-from mmrag.ingest.media_decode import DecodedAudio, decode_audio
 from mmrag.ingest.spoken_numbers import (
     DIGIT_SPELLINGS,
     number_reading,
@@ -23,6 +22,7 @@ from mmrag.ingest.spoken_numbers import (
     reading_aliases,
     with_number_aliases,
 )
+from mmrag.media.decode import DecodedAudio, decode_audio
 from mmrag.models.whisper import SAMPLE_RATE, Transcript, WhisperTranscriber
 from mmrag.types import Document, Modality, Span
 

@@ -27,9 +27,9 @@ import numpy as np
 from mmrag.errors import IngestError
 from mmrag.ingest.audio_loader import LazyTranscriber, audio_documents
 from mmrag.ingest.files import VIDEO_SUFFIXES, Loaded, Loader, RawFile
-from mmrag.ingest.media_decode import Frame, MediaInfo, decode_audio, iter_frames, probe
 from mmrag.ingest.shots import Shot, detect_shots, frame_signature
 from mmrag.ingest.spoken_numbers import with_number_aliases
+from mmrag.media.decode import Frame, MediaInfo, decode_audio, iter_frames, probe
 from mmrag.models.whisper import SAMPLE_RATE, WhisperTranscriber
 from mmrag.types import Document, Modality, Span
 
