@@ -195,3 +195,24 @@ def test_several_vector_fields(open_backend, records) -> None:
     with pytest.raises(StoreError, match="no vector field"):
         store.search_dense("audio", image[:1], 3)
     assert set(store.fields()) == {"text", "image"}
+
+
+def _reopened_read_only(store):
+    if isinstance(store, EmbeddedStore):
+        return EmbeddedStore(store.path, read_only=True)
+    from mmrag.index.milvus_store import MilvusStore
+
+    return MilvusStore(store.uri, store.name, create=False, read_only=True)
+
+
+def test_the_index_config_is_remembered(open_backend) -> None:
+    store = open_backend()
+    assert store.index_config() is None
+    config = {"text_encoder": "onnx", "text_model": None, "chunk_tokens": 128, "ocr": "never"}
+    store.set_index_config(config)
+    store.ensure_field("text", DIM, ENCODER)  # other schema writes keep it
+    assert store.index_config() == config
+    with _reopened_read_only(store) as again:
+        assert again.index_config() == config
+        with pytest.raises(StoreError, match="read-only"):
+            again.set_index_config({})

@@ -82,6 +82,14 @@ class Store(ABC):
     def ensure_field(self, name: str, dim: int, encoder: dict[str, Any]) -> None:
         """Declare a vector field, or check that an existing one used the same encoder."""
 
+    @abstractmethod
+    def index_config(self) -> dict[str, Any] | None:
+        """The settings the store was last indexed with (`IndexConfig.to_dict()`), if any."""
+
+    @abstractmethod
+    def set_index_config(self, config: dict[str, Any]) -> None:
+        """Remember the settings of an indexing run, so the next one can reuse them."""
+
     # ---- writing -----------------------------------------------------------------
     @abstractmethod
     def write(self, batch: Batch) -> None:

@@ -316,6 +316,14 @@ class MilvusStore(Store):
         current[name] = {"dim": int(dim), "encoder": encoder}
         self._save_meta(self.meta)
 
+    def index_config(self) -> dict[str, Any] | None:
+        return self.meta.get("index_config")
+
+    def set_index_config(self, config: dict[str, Any]) -> None:
+        self._check_writable()
+        self.meta["index_config"] = config
+        self._save_meta(self.meta)
+
     # ---- writing ------------------------------------------------------------------
 
     def _check_writable(self) -> None:

@@ -178,6 +178,16 @@ class EmbeddedStore(Store):
             self._set_meta("fields", current)
         self.dense[name] = DenseIndex(dim)
 
+    @_locked
+    def index_config(self) -> dict[str, Any] | None:
+        return self._meta("index_config")
+
+    @_locked
+    def set_index_config(self, config: dict[str, Any]) -> None:
+        self._check_writable()
+        with self.db:
+            self._set_meta("index_config", config)
+
     def _live_rows(self, sql: str, params: Sequence[Any] = ()) -> np.ndarray:
         rows = self.db.execute(sql, params).fetchall()
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
