@@ -7,15 +7,18 @@ docs = [d for s in sources for d in chunk_documents(s, max_tokens=256, overlap=3
 from mmrag.ingest.chunking import TokenCounter, chunk_documents, chunk_spans
 from mmrag.ingest.files import (
     LOADERS,
+    ConfiguredLoader,
     ContentKind,
     Loaded,
     Loader,
+    LoaderTable,
     RawFile,
     Section,
     SourceFile,
     iter_files,
     load,
     load_source,
+    loader_entries,
     register_loader,
     scan,
     sniff,
@@ -24,9 +27,11 @@ from mmrag.ingest.files import (
 
 __all__ = [
     "LOADERS",
+    "ConfiguredLoader",
     "ContentKind",
     "Loaded",
     "Loader",
+    "LoaderTable",
     "RawFile",
     "Section",
     "SourceFile",
@@ -36,6 +41,7 @@ __all__ = [
     "iter_files",
     "load",
     "load_source",
+    "loader_entries",
     "register_loader",
     "scan",
     "sniff",

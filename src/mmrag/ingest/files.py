@@ -1,9 +1,13 @@
 """Find files, pick their loader by suffix, check that the content matches the suffix.
 
 A loader turns the bytes of one file into one `SourceFile` (a document) or many (a
-JSONL file or BEIR corpus holds one record per line). Loaders are registered per
-suffix, explicitly, as callables or lazy "module:function" paths so a heavy parser
-(pypdfium2) is imported only when a file needs it.
+JSONL file or BEIR corpus holds one record per line). Loaders are named per suffix in a
+table, explicitly, as callables, lazy "module:function" paths or `ConfiguredLoader`s so a
+heavy parser (pypdfium2, Whisper) is imported only when a file needs it.
+
+`LOADERS` is the default table. An indexer with other settings (OCR, PDF pages, a Whisper
+model) holds a table of its own, a copy with some entries replaced, and passes it to
+`iter_files`, `load` and `scan`; nothing in mmrag changes `LOADERS` itself.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -189,6 +193,45 @@ class LoaderEntry:
     kinds: frozenset[ContentKind]  # what the content must sniff as
 
 
+# suffix (".png") -> its loader entry
+LoaderTable = Mapping[str, LoaderEntry]
+
+
+class ConfiguredLoader:
+    """A loader built by a factory with settings ("module:make_loader", ocr="never") the
+    first time a file needs it, so the factory's module is imported only then. It pickles
+    as the factory's name and settings, so a worker process builds its own."""
+
+    def __init__(self, factory: str, **settings: Any) -> None:
+        self.factory = factory
+        self.settings = settings
+        self._loader: Loader | None = None
+
+    def __call__(self, raw: RawFile) -> Loaded:
+        if self._loader is None:
+            self._loader = import_object(self.factory)(**self.settings)
+        return self._loader(raw)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"factory": self.factory, "settings": self.settings}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["factory"], **state["settings"])
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ConfiguredLoader) and (self.factory, self.settings) == (
+            other.factory,
+            other.settings,
+        )
+
+    def __hash__(self) -> int:
+        return hash(self.factory)
+
+    def __repr__(self) -> str:
+        settings = ", ".join(f"{k}={v!r}" for k, v in self.settings.items())
+        return f"ConfiguredLoader({self.factory!r}, {settings})"
+
+
 _TEXT_KINDS = frozenset({ContentKind.TEXT})
 LOADERS: dict[str, LoaderEntry] = {
     ".txt": LoaderEntry("mmrag.ingest.text_loaders:load_txt", _TEXT_KINDS),
@@ -239,40 +282,57 @@ BEIR_CORPUS = "corpus.jsonl"
 IGNORE_FILE = ".mmragignore"
 
 
+def loader_entries(
+    suffixes: Iterable[str],
+    loader: Loader | str,
+    kinds: Iterable[ContentKind] = (ContentKind.TEXT,),
+) -> dict[str, LoaderEntry]:
+    """Table entries naming `loader` for some suffixes (".png"), for content of the given
+    kinds: `{**LOADERS, **loader_entries(...)}` is a table with that format added."""
+    entry = LoaderEntry(loader, frozenset(kinds))
+    out: dict[str, LoaderEntry] = {}
+    for suffix in suffixes:
+        suffix = suffix.lower()
+        out[suffix if suffix.startswith(".") else f".{suffix}"] = entry
+    return out
+
+
 def register_loader(
     suffixes: Iterable[str],
     loader: Loader | str,
     kinds: Iterable[ContentKind] = (ContentKind.TEXT,),
 ) -> None:
-    """Add or replace the loader for some suffixes (".png"), for content of the given kinds."""
-    entry = LoaderEntry(loader, frozenset(kinds))
-    for suffix in suffixes:
-        suffix = suffix.lower()
-        LOADERS[suffix if suffix.startswith(".") else f".{suffix}"] = entry
+    """Add or replace a format in the default table, for this process: a user's own
+    extension point (indexers copy the default table when they are built)."""
+    LOADERS.update(loader_entries(suffixes, loader, kinds))
 
 
-def supported_suffixes() -> list[str]:
-    return sorted(LOADERS)
+def supported_suffixes(loaders: LoaderTable | None = None) -> list[str]:
+    return sorted(LOADERS if loaders is None else loaders)
 
 
 def _hidden(name: str) -> bool:
     return name.startswith(".")
 
 
-def iter_files(paths: Sequence[Path], recursive: bool = True) -> Iterator[Path]:
+def iter_files(
+    paths: Sequence[Path], recursive: bool = True, loaders: LoaderTable | None = None
+) -> Iterator[Path]:
     """Files to load under `paths`, each once, in sorted order per given path.
 
     A file named explicitly is yielded whatever its suffix (so an unsupported one is
-    reported, not silently dropped). Inside folders only registered suffixes are;
+    reported, not silently dropped). Inside folders only suffixes with a loader in
+    `loaders` (default: `LOADERS`) are;
     hidden files and folders, and names matching a glob in a `.mmragignore` file of
     the folder or a parent, are skipped; a BEIR corpus folder yields only its
     corpus.jsonl.
     """
+    known = LOADERS if loaders is None else loaders
     seen: set[Path] = set()
     for root in paths:
         root = Path(root)
         if root.is_dir():
-            found = iter(sorted(_walk(root, recursive), key=lambda p: p.parts))
+            found = iter(sorted(_walk(root, recursive, known), key=lambda p: p.parts))
         else:
             found = iter([root])
         for path in found:
@@ -295,7 +355,7 @@ def _is_beir(files: list[str], dirs: list[str]) -> bool:
     return BEIR_CORPUS in files and ("queries.jsonl" in files or "qrels" in dirs)
 
 
-def _walk(root: Path, recursive: bool) -> Iterator[Path]:
+def _walk(root: Path, recursive: bool, loaders: LoaderTable) -> Iterator[Path]:
     ignored: dict[Path, list[str]] = {}  # folder -> its patterns and its parents'
     for folder, dirs, files in os.walk(root):
         here = Path(folder)
@@ -311,7 +371,7 @@ def _walk(root: Path, recursive: bool) -> Iterator[Path]:
 
         dirs[:] = sorted(d for d in dirs if not skip(d)) if recursive else []
         for name in sorted(files):
-            if not skip(name) and Path(name).suffix.lower() in LOADERS:
+            if not skip(name) and Path(name).suffix.lower() in loaders:
                 yield here / name
 
 
@@ -333,13 +393,12 @@ def read_raw(path: Path) -> RawFile:
     return RawFile(path, data, mtime)
 
 
-def _entry(raw: RawFile) -> LoaderEntry:
-    entry = LOADERS.get(raw.suffix)
+def _entry(raw: RawFile, loaders: LoaderTable) -> LoaderEntry:
+    entry = loaders.get(raw.suffix)
     if entry is None:
         shown = raw.suffix or "(no suffix)"
-        raise raw.error(
-            f"unsupported file type {shown}; supported: {', '.join(supported_suffixes())}"
-        )
+        supported = ", ".join(supported_suffixes(loaders))
+        raise raw.error(f"unsupported file type {shown}; supported: {supported}")
     return entry
 
 
@@ -359,18 +418,19 @@ def check_content(raw: RawFile, kinds: frozenset[ContentKind]) -> None:
     raise raw.error(f"looks like {kind.value} but is named {raw.suffix}")
 
 
-def load(path: Path) -> Loaded:
-    """Every document in one file (or BEIR folder), and the parts that were skipped."""
+def load(path: Path, loaders: LoaderTable | None = None) -> Loaded:
+    """Every document in one file (or BEIR folder), and the parts that were skipped,
+    read by its suffix's loader in `loaders` (default: `LOADERS`)."""
     raw = read_raw(path)
-    entry = _entry(raw)
+    entry = _entry(raw, LOADERS if loaders is None else loaders)
     check_content(raw, entry.kinds)
     loader = import_object(entry.target) if isinstance(entry.target, str) else entry.target
     return loader(raw)
 
 
-def load_source(path: Path) -> SourceFile:
+def load_source(path: Path, loaders: LoaderTable | None = None) -> SourceFile:
     """The one document in a file; a JSONL or BEIR file, which holds many, needs `load`."""
-    loaded = load(path)
+    loaded = load(path, loaders)
     if len(loaded.sources) != 1:
         raise IngestError(
             str(path), f"holds {len(loaded.sources)} records; load it with mmrag.ingest.load()"
@@ -379,7 +439,7 @@ def load_source(path: Path) -> SourceFile:
 
 
 def scan(
-    paths: Sequence[Path], recursive: bool = True
+    paths: Sequence[Path], recursive: bool = True, loaders: LoaderTable | None = None
 ) -> tuple[list[SourceFile], list[IngestError]]:
     """Load every file under `paths`; a bad file is reported and the scan goes on."""
     sources: list[SourceFile] = []
@@ -390,9 +450,9 @@ def scan(
             existing.append(Path(p))
         else:
             errors.append(IngestError(str(p), "no such file or directory"))
-    for path in iter_files(existing, recursive):
+    for path in iter_files(existing, recursive, loaders):
         try:
-            loaded = load(path)
+            loaded = load(path, loaders)
         except IngestError as exc:
             errors.append(exc)
             continue
