@@ -164,8 +164,8 @@ def part_bare_st(folder: str) -> dict[str, Any]:
 
 
 def part_index(folder: str, name: str, chunk_tokens: int) -> dict[str, Any]:
-    from mmrag.index.indexer import Indexer
     from mmrag.index.store import EmbeddedStore
+    from mmrag.indexing.indexer import Indexer
 
     encoder_name, threads, settings = INDEX_PARTS[name]
     if encoder_name == "st" and settings.get("encode_workers", 1) > 1:
@@ -218,10 +218,10 @@ def part_bm25s(folder: str) -> dict[str, Any]:
 # which function's cumulative time is which phase of the sequential path
 PROFILE_PHASES = {
     "read+parse": ("mmrag/ingest/files.py", "load"),
-    "hash": ("mmrag/index/indexer.py", "file_hash"),
+    "hash": ("mmrag/indexing/indexer.py", "file_hash"),
     "chunk": ("mmrag/ingest/chunking.py", "chunk_documents"),
     "analyse": ("mmrag/index/analyzer.py", "tokens"),
-    "encode (workers' wall time)": ("mmrag/index/indexer.py", "_embed"),
+    "encode (workers' wall time)": ("mmrag/indexing/indexer.py", "_embed"),
     "store.write": ("mmrag/index/store.py", "write"),
     "  of which sparse add": ("mmrag/index/sparse.py", "add"),
     "  of which dense add": ("mmrag/index/dense.py", "add"),
@@ -230,8 +230,8 @@ PROFILE_PHASES = {
 
 
 def part_profile(folder: str, encoder_name: str, threads: int, chunk_tokens: int) -> dict:
-    from mmrag.index.indexer import Indexer
     from mmrag.index.store import EmbeddedStore
+    from mmrag.indexing.indexer import Indexer
 
     if encoder_name == "st":
         _torch_threads_per_worker(2)

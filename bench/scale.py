@@ -433,9 +433,10 @@ def design_inputs(data: Path) -> dict[str, Any]:
 
 
 def ingestion(data: Path, n_docs: int) -> dict[str, Any]:
-    from mmrag.index.indexer import Indexer
     from mmrag.index.store import EmbeddedStore
-    from mmrag.ingest.ray_engine import IndexEmbedders, RayOptions, index_paths_with_ray, start_ray
+    from mmrag.indexing.config import IndexConfig
+    from mmrag.indexing.indexer import Indexer
+    from mmrag.indexing.ray_engine import RayOptions, index_paths_with_ray, start_ray
     from mmrag.models.text import load_text_encoder
 
     out: dict[str, Any] = {"corpus": f"first {n_docs} SciFact documents (one JSONL file)"}
@@ -463,8 +464,9 @@ def ingestion(data: Path, n_docs: int) -> dict[str, Any]:
         try:
             t0 = time.perf_counter()
             with EmbeddedStore(Path(tmp) / "ray") as store:
+                config = IndexConfig(text_encoder="sentence-transformers", image_encoder=None)
                 report = index_paths_with_ray(
-                    store, [corpus], IndexEmbedders(), options=RayOptions(workers=2)
+                    store, [corpus], config, options=RayOptions(workers=2)
                 )
             seconds = time.perf_counter() - t0
         finally:

@@ -54,8 +54,8 @@ def _scifact_corpus(data: Path) -> Any:
 
 
 def phase_index(data: str, dense: bool) -> dict[str, Any]:
-    from mmrag.index.indexer import Indexer
     from mmrag.index.store import EmbeddedStore
+    from mmrag.indexing.indexer import Indexer
     from mmrag.models.text import load_text_encoder
 
     _, corpus = _scifact_corpus(Path(data))

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from mmrag.generate import Answer
-from mmrag.index.indexer import Indexer
 from mmrag.index.store import EmbeddedStore
+from mmrag.indexing.indexer import Indexer
 from mmrag.pipeline import Pipeline
 from mmrag.rerank import RERANKERS, Reranker
 from mmrag.types import Hit, Query, StageReport

@@ -9,8 +9,8 @@ from pathlib import Path
 from rich.console import Console
 
 from mmrag.generate.display import print_checked
-from mmrag.index.indexer import Indexer
 from mmrag.index.store import EmbeddedStore
+from mmrag.indexing.indexer import Indexer
 from mmrag.models.text import load_text_encoder
 from mmrag.pipeline import DEFAULT_CONFIG, Pipeline
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from mmrag.index.indexer import Indexer
 from mmrag.index.store import EmbeddedStore
+from mmrag.indexing.indexer import Indexer
 from mmrag.models.text import load_text_encoder
 
 CORPUS = Path(__file__).resolve().parents[1] / "examples" / "corpus"

@@ -68,7 +68,7 @@ import mmrag
 import mmrag.index.store
 import mmrag.pipeline
 import mmrag.retrieve
-from mmrag.index.indexer import Indexer
+from mmrag.indexing.indexer import Indexer
 from mmrag.index.store import EmbeddedStore
 from mmrag.retrieve import RETRIEVERS
 from mmrag.types import Query

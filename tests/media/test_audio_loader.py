@@ -147,8 +147,8 @@ def test_number_aliases():
 
 
 def test_sound_likelihood_search_finds_the_laughing_clip(data_dir, tmp_path, whisper):
-    from mmrag.index.indexer import Indexer
     from mmrag.index.store import EmbeddedStore
+    from mmrag.indexing.indexer import Indexer
     from mmrag.retrieve.audio import SoundLikelihoodRetriever
     from mmrag.retrieve.base import Retriever, to_ranked
     from mmrag.types import StageReport

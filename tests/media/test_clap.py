@@ -58,38 +58,28 @@ def test_long_audio_is_embedded_deterministically_by_windows(tiny_clap, data_dir
 
 def test_audio_field_and_text_to_sound_search(tiny_clap, data_dir, tmp_path):
     from mmrag.index.audio_embedder import span_samples
-    from mmrag.index.av_indexing import setup_av_indexing
-    from mmrag.index.indexer import Indexer
     from mmrag.index.store import EmbeddedStore
-    from mmrag.ingest.audio_loader import load_audio
-    from mmrag.ingest.files import AUDIO_SUFFIXES, MEDIA_KINDS, register_loader
+    from mmrag.indexing import IndexConfig, build_indexer
     from mmrag.retrieve.audio import AudioTextRetriever
 
     files = [data_dir / "esc50" / "audio" / c for c in CLIPS]
-    embedders = setup_av_indexing(
-        tmp_path / "store",
-        [],
-        transcriber="tiny.en",
-        audio_encoder="clap",
-        audio_model=str(tiny_clap),
+    config = IndexConfig(
+        text_encoder=None, image_encoder=None, audio_encoder="clap", audio_model=str(tiny_clap)
     )
-    try:
-        with EmbeddedStore(tmp_path / "store", create=True) as store:
-            Indexer(store, None, embedders=embedders, progress=False).index_paths(files)
-            info = store.fields()["audio"]["encoder"]
-            assert info["space"] == "audio-text" and "params" not in info
-            encoder = audio_encoder_from_info(info)
-            hits = AudioTextRetriever(store).retrieve("laughing", 5).hits
-            assert {h.doc.group for h in hits} == {str(f.resolve()) for f in files}
-            # scores are the cosine of the query and the vector of each document's span
-            q = encoder.encode_texts(["laughing"])[0]
-            for h in hits:
-                wave = decode_audio(h.doc.media, encoder.sampling_rate).samples
-                part = span_samples(h.doc, wave, encoder.sampling_rate)
-                v = encoder.encode_audio([part], encoder.sampling_rate)[0]
-                assert h.score == pytest.approx(float(q @ v), abs=1e-4)
-    finally:
-        register_loader(AUDIO_SUFFIXES, load_audio, MEDIA_KINDS)
+    with EmbeddedStore(tmp_path / "store", create=True) as store:
+        build_indexer(store, config).index_paths(files)
+        info = store.fields()["audio"]["encoder"]
+        assert info["space"] == "audio-text" and "params" not in info
+        encoder = audio_encoder_from_info(info)
+        hits = AudioTextRetriever(store).retrieve("laughing", 5).hits
+        assert {h.doc.group for h in hits} == {str(f.resolve()) for f in files}
+        # scores are the cosine of the query and the vector of each document's span
+        q = encoder.encode_texts(["laughing"])[0]
+        for h in hits:
+            wave = decode_audio(h.doc.media, encoder.sampling_rate).samples
+            part = span_samples(h.doc, wave, encoder.sampling_rate)
+            v = encoder.encode_audio([part], encoder.sampling_rate)[0]
+            assert h.score == pytest.approx(float(q @ v), abs=1e-4)
 
 
 def test_bad_configuration():

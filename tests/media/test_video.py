@@ -10,9 +10,9 @@ import pytest
 
 from mmrag.errors import IngestError
 from mmrag.eval.constructed_video import build_clip
-from mmrag.ingest.files import MEDIA_KINDS, VIDEO_SUFFIXES, load, register_loader
+from mmrag.ingest.files import load
 from mmrag.ingest.shots import cut_positions, detect_shots, frame_signature
-from mmrag.ingest.video_loader import load_video, make_video_loader
+from mmrag.ingest.video_loader import make_video_loader
 from mmrag.types import Modality
 
 
@@ -92,50 +92,49 @@ def test_a_sentence_belongs_to_the_shot_it_is_mostly_in():
 def test_indexed_shots_are_found_by_caption_with_their_time_span(
     narrated_clip, tmp_path, lit, data_dir
 ):
-    from mmrag.index.av_indexing import setup_av_indexing
-    from mmrag.index.image_embedder import ImageFieldEmbedder
-    from mmrag.index.indexer import Indexer
     from mmrag.index.store import EmbeddedStore
-    from mmrag.index.video_embedder import keyframe_images
+    from mmrag.index.video_embedder import ShotFieldEmbedder, keyframe_images
+    from mmrag.indexing.build import loader_table
+    from mmrag.indexing.config import IndexConfig
+    from mmrag.indexing.indexer import Indexer
     from mmrag.retrieve.crossmodal import CrossModalRetriever
     from mmrag.retrieve.sparse import BM25Retriever
 
     store_dir = tmp_path / "store"
-    embedders = setup_av_indexing(store_dir, [ImageFieldEmbedder(lit)])
-    try:
-        with EmbeddedStore(store_dir, create=True) as store:
-            report = Indexer(store, None, embedders=embedders, progress=False).index_paths(
-                [narrated_clip.path]
-            )
-            assert not report.errors and report.added == 1
-            shots = sorted(
-                (d for _, d in store.iter_documents() if d.modality is Modality.VIDEO),
-                key=lambda d: d.span.t_start,
-            )
-            # thumbnails live inside the store
-            for shot in shots:
-                for k in shot.metadata["keyframes"]:
-                    assert Path(k["thumbnail"]).is_relative_to(store_dir / "media")
-                    assert Path(k["thumbnail"]).is_file()
-            # meanP: the stored vector is the normalised mean of the keyframes' vectors
-            ref = []
-            for images in keyframe_images(shots):
-                v = lit.encode_images(images).mean(axis=0)
-                ref.append(v / np.linalg.norm(v))
-            found = CrossModalRetriever(store, "image", modalities=(Modality.VIDEO,))
-            for shot, r in zip(shots, ref, strict=True):
-                (scored,) = store.search_dense("image", r[None, :], 1, None)
-                assert scored[0][0].id == shot.id and scored[0][1] == pytest.approx(1.0, abs=1e-3)
-            # a caption that was not spoken (the photo's second caption) finds the photo's
-            # shot through the image space; the spoken one through the transcript
-            part = narrated_clip.parts[2]  # the ice climber
-            top = found.retrieve("an ice climber scaling a frozen ice wall", 1).hits[0].doc
-            assert top.span.t_start == pytest.approx(part.t_start, abs=0.3)
-            spoken = BM25Retriever(store).retrieve("ice picks and crampons", 1).hits[0].doc
-            assert spoken.group == str(narrated_clip.path.resolve())
-            assert spoken.span.t_start < part.t_end and spoken.span.t_end > part.t_start
-    finally:
-        register_loader(VIDEO_SUFFIXES, load_video, MEDIA_KINDS)
+    with EmbeddedStore(store_dir, create=True) as store:
+        # the loaders `mmrag index` uses: thumbnails go to the store's media/ folder
+        loaders = loader_table(IndexConfig(), store.media_root)
+        indexer = Indexer(
+            store, embedders=[ShotFieldEmbedder(lit)], loaders=loaders, progress=False
+        )
+        report = indexer.index_paths([narrated_clip.path])
+        assert not report.errors and report.added == 1
+        shots = sorted(
+            (d for _, d in store.iter_documents() if d.modality is Modality.VIDEO),
+            key=lambda d: d.span.t_start,
+        )
+        # thumbnails live inside the store
+        for shot in shots:
+            for k in shot.metadata["keyframes"]:
+                assert Path(k["thumbnail"]).is_relative_to(store_dir / "media")
+                assert Path(k["thumbnail"]).is_file()
+        # meanP: the stored vector is the normalised mean of the keyframes' vectors
+        ref = []
+        for images in keyframe_images(shots):
+            v = lit.encode_images(images).mean(axis=0)
+            ref.append(v / np.linalg.norm(v))
+        found = CrossModalRetriever(store, "image", modalities=(Modality.VIDEO,))
+        for shot, r in zip(shots, ref, strict=True):
+            (scored,) = store.search_dense("image", r[None, :], 1, None)
+            assert scored[0][0].id == shot.id and scored[0][1] == pytest.approx(1.0, abs=1e-3)
+        # a caption that was not spoken (the photo's second caption) finds the photo's
+        # shot through the image space; the spoken one through the transcript
+        part = narrated_clip.parts[2]  # the ice climber
+        top = found.retrieve("an ice climber scaling a frozen ice wall", 1).hits[0].doc
+        assert top.span.t_start == pytest.approx(part.t_start, abs=0.3)
+        spoken = BM25Retriever(store).retrieve("ice picks and crampons", 1).hits[0].doc
+        assert spoken.group == str(narrated_clip.path.resolve())
+        assert spoken.span.t_start < part.t_end and spoken.span.t_end > part.t_start
 
 
 def test_video_without_audio_gives_shots_only(silent_clip):

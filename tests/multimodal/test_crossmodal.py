@@ -13,8 +13,8 @@ from scipy.optimize import minimize
 from mmrag.errors import ConfigError
 from mmrag.index.batch import SourceInfo
 from mmrag.index.image_embedder import ImageFieldEmbedder
-from mmrag.index.indexer import Indexer
 from mmrag.index.store import EmbeddedStore
+from mmrag.indexing.indexer import Indexer
 from mmrag.models.image import load_image_encoder
 from mmrag.models.text import load_text_encoder
 from mmrag.retrieve.crossmodal import (

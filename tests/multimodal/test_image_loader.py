@@ -15,8 +15,8 @@ from PIL import Image
 
 from mmrag.errors import IngestError
 from mmrag.index.image_embedder import ImageFieldEmbedder
-from mmrag.index.indexer import Indexer
 from mmrag.index.store import EmbeddedStore
+from mmrag.indexing.indexer import Indexer
 from mmrag.ingest.files import ContentKind, load, load_source, sniff
 from mmrag.ingest.image_loader import make_image_loader
 from mmrag.models.image import load_image_encoder, open_image

@@ -130,9 +130,9 @@ def tiny_colpali(tmp_path_factory) -> Path:
 def test_colpali_page_retriever_matches_transformers_maxsim(tiny_colpali, scanned_pdf, tmp_path):
     from transformers import ColPaliForRetrieval, ColPaliProcessor
 
-    from mmrag.index.indexer import Indexer
     from mmrag.index.multivector import MultiVectorTable, PageFieldEmbedder, table_path
     from mmrag.index.store import EmbeddedStore
+    from mmrag.indexing.indexer import Indexer
     from mmrag.models.page_encoders import load_page_encoder
     from mmrag.retrieve.crossmodal import PageRetriever
 
@@ -150,15 +150,16 @@ def test_colpali_page_retriever_matches_transformers_maxsim(tiny_colpali, scanne
 
     with EmbeddedStore(tmp_path / "store") as store:
         table = MultiVectorTable(table_path(store.path), encoder.dim)
-        loader_pages = make_pdf_pages_loader(ocr=False)
-        from mmrag.ingest.files import ContentKind, register_loader
+        from mmrag.ingest.files import LOADERS, ContentKind, loader_entries
 
-        register_loader([".pdf"], loader_pages, [ContentKind.PDF])
-        try:
-            indexer = Indexer(store, embedders=[PageFieldEmbedder(encoder, table)], progress=False)
-            report = indexer.index_paths([scanned_pdf])
-        finally:
-            register_loader([".pdf"], "mmrag.ingest.pdf_loader:load_pdf", [ContentKind.PDF])
+        pages = loader_entries([".pdf"], make_pdf_pages_loader(ocr=False), [ContentKind.PDF])
+        indexer = Indexer(
+            store,
+            embedders=[PageFieldEmbedder(encoder, table)],
+            loaders={**LOADERS, **pages},
+            progress=False,
+        )
+        report = indexer.index_paths([scanned_pdf])
         assert report.added == 1 and len(table) == 3
         retriever = PageRetriever(store, encoder, table)
         for qi, ranked in enumerate(retriever.retrieve_many(queries, k=3)):

@@ -10,8 +10,8 @@ import pytest
 from mmrag.eval.datasets import load_beir
 from mmrag.eval.metrics import evaluate
 from mmrag.eval.runner import Corpus, cached_store, run_queries
-from mmrag.index.indexer import Indexer
 from mmrag.index.store import EmbeddedStore
+from mmrag.indexing.indexer import Indexer
 from mmrag.models.text import load_text_encoder
 from mmrag.retrieve import RETRIEVERS, Retriever
 from mmrag.retrieve.fusion import rrf

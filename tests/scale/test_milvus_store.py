@@ -12,9 +12,9 @@ import pytest
 from mmrag.errors import ConfigError, StoreError
 from mmrag.index.batch import SourceInfo
 from mmrag.index.bm25 import BM25Params
-from mmrag.index.indexer import Indexer
 from mmrag.index.open import open_store, parse_milvus_uri
 from mmrag.index.store import EmbeddedStore
+from mmrag.indexing.indexer import Indexer
 from mmrag.retrieve.fusion import rrf
 from mmrag.retrieve.sparse import BM25Retriever
 from mmrag.types import Document, Hit

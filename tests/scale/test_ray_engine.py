@@ -14,18 +14,21 @@ import numpy as np
 import pytest
 
 from mmrag.index.store import EmbeddedStore
+from mmrag.indexing.config import IndexConfig
 from tests.corpus_store import CORPUS, corpus_store
 
 pytest.importorskip("ray", reason="ray is not installed (pip install 'mmrag[scale]')")
 
-from mmrag.ingest.ray_engine import IndexEmbedders, RayOptions, index_paths_with_ray  # noqa: E402
+from mmrag.indexing.ray_engine import RayOptions, index_paths_with_ray  # noqa: E402
+
+MINILM = IndexConfig(text_encoder="sentence-transformers")  # as tests/corpus_store.py
 
 
 @pytest.fixture(scope="module")
 def local_ray() -> Iterator[None]:
     import ray
 
-    from mmrag.ingest.ray_engine import start_ray
+    from mmrag.indexing.ray_engine import start_ray
 
     start_ray(None, 2)
     yield
@@ -41,7 +44,7 @@ def _vectors_by_id(store: EmbeddedStore) -> dict[str, np.ndarray]:
 def test_same_store_as_in_process(local_ray, tmp_path: Path, cache_dir: Path) -> None:
     reference = EmbeddedStore(corpus_store(cache_dir, tmp_path / "reference"))
     with EmbeddedStore(tmp_path / "ray") as store:
-        report = index_paths_with_ray(store, [CORPUS], IndexEmbedders())
+        report = index_paths_with_ray(store, [CORPUS], MINILM)
         assert report.added == len(reference.sources()) and not report.errors
         assert store.sources() == reference.sources()
         ours, theirs = _vectors_by_id(store), _vectors_by_id(reference)
@@ -51,7 +54,7 @@ def test_same_store_as_in_process(local_ray, tmp_path: Path, cache_dir: Path) ->
         assert {d.id: d for _, d in store.iter_documents()} == {
             d.id: d for _, d in reference.iter_documents()
         }
-        again = index_paths_with_ray(store, [CORPUS], IndexEmbedders())
+        again = index_paths_with_ray(store, [CORPUS], MINILM)
         assert (again.added, again.updated, again.chunks) == (0, 0, 0)
         assert again.unchanged == report.added
     reference.close()
@@ -103,13 +106,13 @@ def test_killed_worker_still_completes(local_ray, tmp_path: Path, data_dir: Path
         thread = threading.Thread(target=killer, daemon=True)
         thread.start()
         report = index_paths_with_ray(
-            store, [corpus], IndexEmbedders(), options=RayOptions(sources_per_task=16)
+            store, [corpus], MINILM, options=RayOptions(sources_per_task=16)
         )
         thread.join(timeout=1)
         assert killed, "no embedding worker was found to kill"
         assert report.added == 120 and report.chunks == len(store) >= 120
         assert len(store.source_hashes()) == 120
-        again = index_paths_with_ray(store, [corpus], IndexEmbedders())
+        again = index_paths_with_ray(store, [corpus], MINILM)
         assert (again.added, again.unchanged) == (0, 120)
         store.close()
     finally:

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 
 from mmrag.errors import ConfigError
-from mmrag.index.indexer import Indexer
 from mmrag.index.store import EmbeddedStore
+from mmrag.indexing.indexer import Indexer
 from mmrag.retrieve.sparse import BM25Retriever
 from mmrag.server.batching import SearchBatcher
 from mmrag.types import Query, Ranked

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from mmrag.index.indexer import Indexer
 from mmrag.index.store import EmbeddedStore
+from mmrag.indexing.indexer import Indexer
 from mmrag.server import ServerSettings
 from tests.corpus_store import CORPUS
 from tests.server.conftest import Live, live_server, wait_idle, write_config

@@ -118,17 +118,20 @@ def audio_store(
     name: str, files: Sequence[Path], cache: Path, asr: str, dense: bool, show: bool = False
 ) -> tuple[Any, dict[str, Any]]:
     """A store of `files` indexed by the audio loader, built once and reused; index stats."""
-    from mmrag.index.av_indexing import setup_av_indexing
-    from mmrag.index.indexer import Indexer
     from mmrag.index.store import EmbeddedStore
-    from mmrag.models.text import load_text_encoder
+    from mmrag.indexing import IndexConfig, build_indexer
 
     key = hashlib.sha256(json.dumps([asr, dense, *map(str, files)]).encode()).hexdigest()[:12]
     store = EmbeddedStore(Path(cache) / f"{name}-{key}")
-    encoder = load_text_encoder("sentence-transformers") if dense else None
-    setup_av_indexing(None, transcriber=asr)
+    config = IndexConfig(
+        text_encoder="sentence-transformers" if dense else None,
+        image_encoder=None,
+        asr=asr,
+        workers=1,
+    )
+    indexer = build_indexer(store, config, progress=show)
     started, cpu = time.perf_counter(), time.process_time()
-    report = Indexer(store, encoder, progress=show).index_paths(list(files))
+    report = indexer.index_paths(list(files))
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     if report.errors:
         store.close()

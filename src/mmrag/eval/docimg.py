@@ -55,8 +55,8 @@ def receipt_store(
     directory: Path, cache: Path, limit: int | None = None, show: bool = False
 ) -> Any:
     """A store of the receipt images (OCR on), built once per image set and reused."""
-    from mmrag.index.indexer import Indexer
     from mmrag.index.store import EmbeddedStore
+    from mmrag.indexing.indexer import Indexer
 
     images = sorted((Path(directory) / "images").glob("*.jpg"))[:limit]
     key = hashlib.sha256(json.dumps([str(p) for p in images]).encode()).hexdigest()[:12]

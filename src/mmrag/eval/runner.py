@@ -12,8 +12,8 @@ from typing import Any
 
 from mmrag.eval.metrics import Qrels, Run, evaluate
 from mmrag.index.batch import SourceInfo
-from mmrag.index.indexer import Indexer
 from mmrag.index.store import EmbeddedStore
+from mmrag.indexing.indexer import Indexer
 from mmrag.models.text import TextEncoder
 from mmrag.progress import progress
 from mmrag.retrieve.base import Retriever

@@ -121,23 +121,20 @@ def _retriever(name: str, store: Any) -> Any:
 def video_store(
     clips: list[ConstructedClip], cache: Path, asr: str, show: bool
 ) -> tuple[Any, dict]:
-    from mmrag.index.av_indexing import setup_av_indexing
-    from mmrag.index.image_embedder import ImageFieldEmbedder
-    from mmrag.index.indexer import Indexer
     from mmrag.index.store import EmbeddedStore
+    from mmrag.indexing import IndexConfig, build_indexer
     from mmrag.media.decode import probe
-    from mmrag.models.image import load_image_encoder
-    from mmrag.models.text import load_text_encoder
 
     paths = [c.path for c in clips]
     key = hashlib.sha256(json.dumps([asr, *map(str, paths)]).encode()).hexdigest()[:12]
     folder = Path(cache) / "eval-stores" / f"video-{key}"
     store = EmbeddedStore(folder)
-    embedders = setup_av_indexing(folder, [ImageFieldEmbedder(load_image_encoder("lit"))], asr)
+    config = IndexConfig(
+        text_encoder="sentence-transformers", image_encoder="lit", asr=asr, workers=1
+    )
+    indexer = build_indexer(store, config, progress=show)
     started, cpu = time.perf_counter(), time.process_time()
-    report = Indexer(
-        store, load_text_encoder("sentence-transformers"), embedders=embedders, progress=show
-    ).index_paths(paths)
+    report = indexer.index_paths(paths)
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     if report.errors:
         store.close()

@@ -10,12 +10,11 @@ multilingual USE space, so a text field built with use-multilingual already serv
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mmrag.errors import ConfigError, IngestError
+from mmrag.errors import IngestError
 from mmrag.index.embedders import FieldEmbedder
 from mmrag.models.image import ImageTextEncoder
 from mmrag.types import Document, Modality
@@ -90,40 +89,3 @@ class ImageFieldEmbedder(FieldEmbedder):
         if texts:
             out[texts] = self.encoder.encode_texts([docs[i].text for i in texts])
         return out
-
-
-def setup_image_indexing(
-    store_path: str | Path | None,
-    image_encoder: str | None = "lit",
-    image_model: str | None = None,
-    ocr: str = "auto",
-    pdf_pages: bool = False,
-    page_encoder: str | None = None,
-    page_model: str | None = None,
-) -> list[FieldEmbedder]:
-    """What `mmrag index --image-encoder ... --ocr ... --pdf-pages ...` needs: registers
-    the image (and page-aware PDF) loaders with these settings and returns the extra
-    field embedders to pass to `Indexer(embedders=...)`."""
-    from mmrag.ingest.files import IMAGE_KINDS, IMAGE_SUFFIXES, ContentKind, register_loader
-    from mmrag.ingest.image_loader import make_image_loader
-    from mmrag.models.image import load_image_encoder
-
-    register_loader(IMAGE_SUFFIXES, make_image_loader(ocr=ocr), IMAGE_KINDS)
-    if pdf_pages or page_encoder:
-        from mmrag.ingest.pdf_pages import make_pdf_pages_loader
-
-        register_loader([".pdf"], make_pdf_pages_loader(ocr=ocr != "never"), [ContentKind.PDF])
-    embedders: list[FieldEmbedder] = []
-    if image_encoder:
-        params = {"model": image_model} if image_model else {}
-        embedders.append(ImageFieldEmbedder(load_image_encoder(image_encoder, **params)))
-    if page_encoder:
-        from mmrag.index.multivector import MultiVectorTable, PageFieldEmbedder, table_path
-        from mmrag.models.page_encoders import load_page_encoder
-
-        if store_path is None or not page_model:
-            raise ConfigError("a page encoder needs --page-model and a store directory")
-        pages = load_page_encoder(page_encoder, model=page_model)
-        table = MultiVectorTable(table_path(store_path), pages.dim)
-        embedders.append(PageFieldEmbedder(pages, table))
-    return embedders

@@ -19,6 +19,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, HTTPException, Query, Request, UploadFile, status
 from starlette.concurrency import run_in_threadpool
 
+from mmrag.indexing.build import is_visual
 from mmrag.ingest.files import LOADERS, ContentKind, sniff, supported_suffixes
 from mmrag.server.auth import require_key
 from mmrag.server.state import ServerState
@@ -111,11 +112,7 @@ def _remove(state: ServerState, created: list[Path]) -> None:
 
 
 def _index(state: ServerState, checked: list[_Checked]) -> list[dict[str, Any]]:
-    from mmrag.ingest.files import IMAGE_SUFFIXES
-
-    indexer = state.indexer(
-        images=any(Path(c.name).suffix.lower() in IMAGE_SUFFIXES for c in checked)
-    )
+    indexer = state.indexer(visual=any(is_visual(c.name) for c in checked))
     # Other writers wait; searches go on, the store taking its lock per commit only.
     with state.write_lock:
         paths, created = _stage(state, checked)

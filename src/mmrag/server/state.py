@@ -13,10 +13,9 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from mmrag.index.indexer import Indexer
 from mmrag.index.open import open_store
+from mmrag.indexing import IndexConfig, Indexer, build_indexer, config_of
 from mmrag.pipeline import Pipeline, default_retriever_name, media_resolver
 from mmrag.retrieve import RETRIEVERS, Retriever
 from mmrag.server.batching import SearchBatcher
@@ -82,32 +81,22 @@ class ServerState:
             self._by_request[name] = self._retrievers[key]
             return self._retrievers[key]
 
-    def indexer(self, images: bool = False) -> Indexer:
-        """The indexer for uploads; with `images` (or once the store has an image field)
-        it also embeds images in the image-text space, as `mmrag index` does."""
-        images = images or "image" in self.store.fields()
+    def indexer(self, visual: bool = False) -> Indexer:
+        """The indexer for uploads, built from the config the store was indexed with, as
+        `mmrag index` would index the same files; `visual`: the upload holds images or
+        video (so an 'auto' image encoder is chosen, as for `mmrag index` on them)."""
+        visual = visual or "image" in self.store.fields()
         with self._build_lock:
-            if images not in self._indexers:
-                self._indexers[images] = self._make_indexer(images)
-            return self._indexers[images]
+            if visual not in self._indexers:
+                self._indexers[visual] = self._make_indexer(visual)
+            return self._indexers[visual]
 
-    def _make_indexer(self, images: bool) -> Indexer:
-        from mmrag.index.image_embedder import setup_image_indexing
-        from mmrag.models.text import load_text_encoder
-        from mmrag.retrieve.dense import encoder_for_field
+    def index_config(self) -> IndexConfig:
+        # One encoding thread: the server's cores serve its searches (see mmrag.threads).
+        return config_of(self.store, dense=self.settings.dense).replace(workers=1)
 
-        fields = self.store.fields()
-        encoder: Any = None
-        if "text" in fields:
-            encoder = encoder_for_field(self.store, "text")
-        elif self.settings.dense:
-            encoder = load_text_encoder("onnx", model="bge-small-en-v1.5")  # as `mmrag index`
-        embedders: list[Any] = []
-        if images:
-            stored = fields.get("image")
-            kind = stored["encoder"]["kind"] if stored else "lit"
-            embedders = setup_image_indexing(self.root, kind)
-        return Indexer(self.store, encoder, embedders=embedders, progress=False)
+    def _make_indexer(self, visual: bool) -> Indexer:
+        return build_indexer(self.store, self.index_config(), visual=visual, progress=False)
 
     def store_changed(self) -> None:
         """After a write: components chosen by the store's fields are rebuilt if those changed."""

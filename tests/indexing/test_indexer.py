@@ -13,8 +13,8 @@ import pytest
 from mmrag.index.batch import Batch, FieldVectors, SourceInfo
 from mmrag.index.bm25 import BM25Params
 from mmrag.index.embedders import TextFieldEmbedder
-from mmrag.index.indexer import Indexer
 from mmrag.index.store import EmbeddedStore
+from mmrag.indexing.indexer import Indexer
 from mmrag.ingest.chunking import chunk_documents
 from mmrag.ingest.files import load
 from mmrag.models.text import TextEncoder, load_text_encoder

@@ -1,4 +1,5 @@
-"""Turn files and records into stored, searchable documents, batch by batch.
+"""Turn files and records into stored, searchable documents, batch by batch: the one
+place where ingest/ (loaders, chunking) meets index/ (embedders, the store).
 
 Each batch is one store transaction, so an interrupted run keeps every batch that
 committed, and a re-run skips sources whose content hash is unchanged.
@@ -31,7 +32,7 @@ from mmrag.index.batch import Batch, FieldVectors, PreparedSource, SourceInfo, t
 from mmrag.index.embedders import FieldEmbedder, TextFieldEmbedder
 from mmrag.index.prefetch import Prefetch
 from mmrag.ingest.chunking import chunk_documents
-from mmrag.ingest.files import SourceFile, iter_files, load
+from mmrag.ingest.files import LOADERS, LoaderTable, SourceFile, iter_files, load
 from mmrag.models.text import TextEncoder
 from mmrag.progress import IndexingBar, indexing_progress
 from mmrag.types import Document
@@ -80,12 +81,15 @@ class Indexer:
     """Chunks, analyses and embeds sources into a `Store`.
 
     `encoder` is a shorthand for one text-space field; `embedders` lists every vector
-    field explicitly (text, image, ...). A batch is committed once its text and vectors
-    reach `commit_bytes` (or `batch_size` chunks, when set). `prefetch_bytes` bounds how
-    far ahead sources are prepared in a thread; 0 prepares them in the calling thread.
-    `encode_workers` threads share each batch for embedders that run concurrently
-    (ONNX encoders with one ORT thread each). `store_lock`, when given, is held around
-    each use of the store only, so searches on a shared store go on between commits.
+    field explicitly (text, image, ...). `loaders` is the indexer's own table of file
+    loaders by suffix (default: a copy of `ingest.files.LOADERS`, taken now); build one
+    for a config with `indexing.build.loader_table`. A batch is committed once its text
+    and vectors reach `commit_bytes` (or `batch_size` chunks, when set).
+    `prefetch_bytes` bounds how far ahead sources are prepared in a thread; 0 prepares
+    them in the calling thread. `encode_workers` threads share each batch for embedders
+    that run concurrently (ONNX encoders with one ORT thread each). `store_lock`, when
+    given, is held around each use of the store only, so searches on a shared store go
+    on between commits.
     """
 
     def __init__(
@@ -94,6 +98,7 @@ class Indexer:
         encoder: TextEncoder | None = None,
         *,
         embedders: Sequence[FieldEmbedder] = (),
+        loaders: LoaderTable | None = None,
         chunk_tokens: int = 256,
         overlap: int = 32,
         batch_size: int | None = None,
@@ -111,6 +116,7 @@ class Indexer:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         self.store = store
         self.embedders = list(embedders)
+        self.loaders: LoaderTable = dict(LOADERS if loaders is None else loaders)
         if encoder is not None:
             self.embedders.insert(0, TextFieldEmbedder(encoder))
         self.chunk_tokens = chunk_tokens
@@ -145,7 +151,7 @@ class Indexer:
         for root in roots:
             if not root.exists():
                 report.errors.append(IngestError(str(root), "no such file or directory"))
-        files = list(iter_files([r for r in roots if r.exists()]))
+        files = list(iter_files([r for r in roots if r.exists()], loaders=self.loaders))
         with self._lock:
             known = self.store.source_hashes()
             by_path: dict[str, set[str]] = {}
@@ -184,7 +190,7 @@ class Indexer:
                 if known.get(str(path)) == file_hash(path):
                     report.unchanged += 1
                     continue
-                loaded = load(path)
+                loaded = load(path, self.loaders)
                 chunked = [
                     (src, chunk_documents(src, self.chunk_tokens, self.overlap))
                     for src in loaded.sources

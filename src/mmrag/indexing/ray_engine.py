@@ -3,6 +3,12 @@
     files --read_api--> load + chunk (tasks) --map_batches--> analyse + embed (actor pool:
     each actor loads the encoders once) --> the driver writes batches to the store
 
+The same `IndexConfig` as the in-process indexer: read tasks get the config's loader
+table (its loaders pickle as their settings and are built in the worker), and each
+embedding actor rebuilds the config's field embedders from its `to_dict()`. Workers read
+files, PDFs and thumbnails by path, so they share the driver's filesystem; a page
+encoder, whose token matrices go to a table beside the store, is refused.
+
 The store is written by the driver only, in batches of whole sources, so every backend
 works (the embedded store allows one writer) and resumability is the in-process
 indexer's: sources whose content hash the store already holds are skipped when read,
@@ -16,71 +22,44 @@ from __future__ import annotations
 import logging
 import pickle
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mmrag.errors import IngestError
+from mmrag.errors import ConfigError, IngestError
 from mmrag.index.analyzer import Analyzer
 from mmrag.index.base import Store
 from mmrag.index.batch import Batch, FieldVectors, SourceInfo
-from mmrag.index.embedders import FieldEmbedder, TextFieldEmbedder
-from mmrag.index.indexer import Indexer, IndexReport, file_hash
+from mmrag.indexing.build import decide_auto, field_embedders, is_visual, loader_table
+from mmrag.indexing.config import IndexConfig
+from mmrag.indexing.indexer import Indexer, IndexReport, file_hash
+from mmrag.ingest.files import LoaderTable, iter_files
 from mmrag.registry import require
 from mmrag.types import Document
 
-EmbedderFactory = Callable[[], Sequence[FieldEmbedder]]
 # One source, ready to write: its info, documents, analysed tokens, and per field the
 # positions (into the documents) and vectors.
 Prepared = tuple[SourceInfo, list[Document], list[list[str]], dict[str, FieldVectors]]
 
 
 @dataclass(frozen=True)
-class IndexEmbedders:
-    """A picklable description of the field embedders `mmrag index` uses (text, and image
-    when `image_encoder` is set), built inside each worker so models load there once."""
-
-    text: str | None = "sentence-transformers"  # None: no text vectors (BM25 only)
-    text_model: str | None = None
-    image_encoder: str | None = None
-    image_model: str | None = None
-    ocr: str = "auto"
-
-    def register_loaders(self) -> None:
-        """The image loader with this OCR setting, in the process that reads files."""
-        from mmrag.ingest.files import IMAGE_KINDS, IMAGE_SUFFIXES, register_loader
-        from mmrag.ingest.image_loader import make_image_loader
-
-        register_loader(IMAGE_SUFFIXES, make_image_loader(ocr=self.ocr), IMAGE_KINDS)
-
-    def __call__(self) -> list[FieldEmbedder]:
-        out: list[FieldEmbedder] = []
-        if self.text:
-            from mmrag.models.text import load_text_encoder
-
-            params = {"model": self.text_model} if self.text_model else {}
-            out.append(TextFieldEmbedder(load_text_encoder(self.text, **params)))
-        if self.image_encoder:
-            from mmrag.index.image_embedder import ImageFieldEmbedder
-            from mmrag.models.image import load_image_encoder
-
-            params = {"model": self.image_model} if self.image_model else {}
-            out.append(ImageFieldEmbedder(load_image_encoder(self.image_encoder, **params)))
-        return out
-
-
-@dataclass(frozen=True)
 class RayOptions:
     address: str | None = None  # None: start a local Ray with `workers` CPUs
-    workers: int = 2  # embedding actors (one encoder copy each)
+    workers: int | None = None  # embedding actors (one encoder copy each); None: the config's
     sources_per_task: int = 32  # sources an embedding call receives at once
     readers: int = 1  # concurrent load-and-chunk tasks (each a Python worker process)
 
 
-_loaders_registered: set[str] = set()  # per worker process: setups already run
+def check_ray_config(config: IndexConfig) -> None:
+    """Refuse what the Ray engine cannot do, before any work starts."""
+    if config.page_encoder:
+        raise ConfigError(
+            "--page-encoder needs --engine in-process: its token matrices go to a table "
+            "beside the store, which Ray workers do not write"
+        )
 
 
 @dataclass
@@ -90,20 +69,15 @@ class _ReadStage:
     known: dict[str, str]
     chunk_tokens: int
     overlap: int
-    setup: Callable[[], None] | None = None  # registers loaders in the worker process
+    loaders: LoaderTable  # the config's table; its loaders are built in the worker
 
     def __call__(self, row: dict[str, Any]) -> list[dict[str, Any]]:
         from mmrag.ingest.chunking import chunk_documents
         from mmrag.ingest.files import load
 
-        if self.setup is not None:
-            key = repr(getattr(self.setup, "__self__", self.setup))
-            if key not in _loaders_registered:
-                self.setup()
-                _loaders_registered.add(key)
         path = Path(row["path"])
         try:
-            loaded = load(path)
+            loaded = load(path, self.loaders)
             chunked = [
                 (src, chunk_documents(src, self.chunk_tokens, self.overlap))
                 for src in loaded.sources
@@ -129,8 +103,9 @@ class _ReadStage:
 class _EmbedStage:
     """An actor: holds the encoders and the analyzer, embeds and analyses whole sources."""
 
-    def __init__(self, factory: EmbedderFactory, analyzer: dict[str, Any] | None) -> None:
-        self.embedders = list(factory())
+    def __init__(self, config: dict[str, Any], analyzer: dict[str, Any] | None) -> None:
+        # the config as plain values, with 'auto' decided by the driver
+        self.embedders = field_embedders(IndexConfig.from_dict(config), None)
         self.analyzer = Analyzer.from_dict(analyzer) if analyzer else None
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -231,28 +206,29 @@ def start_ray(address: str | None, workers: int) -> Any:
 def index_paths_with_ray(
     store: Store,
     paths: Sequence[str | Path],
-    embedders: EmbedderFactory,
+    config: IndexConfig,
     *,
     options: RayOptions | None = None,
-    chunk_tokens: int = 256,
-    overlap: int = 32,
     batch_size: int = 256,
     prune: bool = False,
 ) -> IndexReport:
     """Index files and folders with Ray Data; the same report and store contents as
-    `Indexer.index_paths` with the same settings."""
-    from mmrag.ingest.files import iter_files
-
+    `build_indexer(store, config).index_paths(paths)`."""
+    check_ray_config(config)
     opts = options or RayOptions()
+    workers = opts.workers or config.workers
     started = time.perf_counter()
     report = IndexReport()
     roots = [Path(p).expanduser().resolve() for p in paths]
     for root in roots:
         if not root.exists():
             report.errors.append(IngestError(str(root), "no such file or directory"))
+    found = list(iter_files([r for r in roots if r.exists()]))
+    chosen = decide_auto(config, store.fields(), any(is_visual(p) for p in found))
+    loaders = loader_table(chosen, store.media_root)
     known = store.source_hashes()
     files = []
-    for path in iter_files([r for r in roots if r.exists()]):
+    for path in found:
         # a one-document file whose hash is stored is skipped before any worker starts
         try:
             if known.get(str(path)) == file_hash(path):
@@ -263,7 +239,7 @@ def index_paths_with_ray(
             continue
         files.append(str(path))
     # The driver declares the fields (the store checks the encoders) before any work.
-    for e in embedders():
+    for e in field_embedders(chosen, None):
         store.ensure_field(e.field, e.dim, e.info())
     by_path: dict[str, set[str]] = {}
     for s in store.sources():
@@ -271,8 +247,9 @@ def index_paths_with_ray(
     writer = _Writer(store, batch_size, report, known)
     vanished: list[str] = []
     if files:
-        ray = start_ray(opts.address, opts.workers)
-        ds = _pipeline(ray, files, known, embedders, store.analyzer, opts, chunk_tokens, overlap)
+        ray = start_ray(opts.address, workers)
+        read = _ReadStage(known, chosen.chunk_tokens, chosen.overlap, loaders)
+        ds = _pipeline(ray, files, read, chosen, store.analyzer, opts, workers)
         for row in ds.iter_rows():
             kind, path = row["kind"], row["path"]
             if kind == "source":
@@ -297,12 +274,11 @@ def index_paths_with_ray(
 def _pipeline(
     ray: Any,
     files: list[str],
-    known: dict[str, str],
-    embedders: EmbedderFactory,
+    read: _ReadStage,
+    config: IndexConfig,
     analyzer: Analyzer | None,
     opts: RayOptions,
-    chunk_tokens: int,
-    overlap: int,
+    workers: int,
 ) -> Any:
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
@@ -310,7 +286,6 @@ def _pipeline(
     # Small blocks: one JSONL/BEIR file reads as thousands of sources, and a block goes to
     # one embedding call, so large blocks would leave all but one worker idle.
     ctx.target_max_block_size = 1 << 20
-    read = _ReadStage(known, chunk_tokens, overlap, getattr(embedders, "register_loaders", None))
     return (
         ray.data.from_items([{"path": f} for f in files], override_num_blocks=len(files))
         # Reading is light next to embedding and reserves no CPU: the embedding actors
@@ -320,10 +295,10 @@ def _pipeline(
         # max_task_retries=-1 are its defaults for actor pools).
         .map_batches(
             _EmbedStage,
-            fn_constructor_args=(embedders, analyzer.to_dict() if analyzer else None),
+            fn_constructor_args=(config.to_dict(), analyzer.to_dict() if analyzer else None),
             batch_size=opts.sources_per_task,
             batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(size=opts.workers),
+            compute=ray.data.ActorPoolStrategy(size=workers),
             num_cpus=1,
         )
     )
