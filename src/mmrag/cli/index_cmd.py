@@ -130,6 +130,7 @@ def index(
         overlap=overlap,
         workers=workers,
     )
+    DEFAULT.replace(**_changes(DEFAULT, given))  # a bad value fails before a store is made
     with open_store_at(store, create=True) as st:
         remembered = config_of(st)
         config = remembered.replace(**_changes(remembered, given))
