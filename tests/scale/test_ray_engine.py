@@ -117,3 +117,37 @@ def test_killed_worker_still_completes(local_ray, tmp_path: Path, data_dir: Path
         store.close()
     finally:
         server.stop()
+
+
+def test_pdf_pages_through_ray_match_in_process(local_ray, tmp_path: Path) -> None:
+    """PDF pages are loaded in the read tasks and rendered and embedded in the actors,
+    from the same config the in-process indexer builds from."""
+    from mmrag.indexing import build_indexer
+    from mmrag.types import Modality
+
+    config = IndexConfig(text_encoder=None, image_encoder="lit", pdf_pages=True, ocr="never")
+    pdf = CORPUS / "honeybee-waggle-dance.pdf"
+    with EmbeddedStore(tmp_path / "ray") as store, EmbeddedStore(tmp_path / "in") as reference:
+        report = index_paths_with_ray(store, [pdf], config, options=RayOptions(workers=1))
+        build_indexer(reference, config).index_paths([pdf])
+        assert report.added == 1 and not report.errors
+        ours = {d.id: (k, d) for k, d in store.iter_documents()}
+        theirs = {d.id: (k, d) for k, d in reference.iter_documents()}
+        assert {i: d for i, (_, d) in ours.items()} == {i: d for i, (_, d) in theirs.items()}
+        pages = [i for i, (_, d) in ours.items() if d.modality is Modality.PAGE]
+        assert pages and store.fields() == reference.fields()
+        np.testing.assert_allclose(
+            store.vectors("image", [ours[i][0] for i in pages]),
+            reference.vectors("image", [theirs[i][0] for i in pages]),
+            atol=1e-5,
+        )
+
+
+def test_a_page_encoder_is_refused_before_any_work(tmp_path: Path) -> None:
+    from mmrag.errors import ConfigError
+
+    config = IndexConfig(page_encoder="colpali", page_model="vidore/colpali-v1.2")
+    with EmbeddedStore(tmp_path / "s") as store:
+        with pytest.raises(ConfigError, match="--page-encoder needs --engine in-process"):
+            index_paths_with_ray(store, [CORPUS], config)
+        assert len(store) == 0 and store.fields() == {}
