@@ -23,12 +23,15 @@ def info(
 
     with open_store_at(store, read_only=True) as st:
         data = st.info()
+        config = st.index_config()
         listing = st.sources() if sources else []
     table = Table(show_header=False)
     for key, value in data.items():
         table.add_row(
             key, json.dumps(value, ensure_ascii=False) if isinstance(value, dict) else str(value)
         )
+    if config is not None:  # what `mmrag index` without options reuses
+        table.add_row("indexed with", json.dumps(config, ensure_ascii=False))
     table.add_row("retrievers", ", ".join(RETRIEVERS.names()))
     table.add_row("text encoders", ", ".join(TEXT_ENCODERS.names()))
     console.print(table)

@@ -200,7 +200,8 @@ def make_audio_loader(
     language: str | None = None,
     tags: bool = True,
 ) -> Loader:
-    """A loader with its own settings, for `register_loader(AUDIO_SUFFIXES, ...)`.
+    """A loader with its own settings, for a loader table's AUDIO_SUFFIXES
+    (`indexing.build.loader_table` makes one from an IndexConfig).
 
     `transcriber`: a Whisper name ("tiny.en", "base"), path or hub id, or a loaded one;
     `language`: force a language instead of detecting it; `tags`: describe non-speech.

@@ -44,7 +44,8 @@ def image_document(
 
 
 def make_image_loader(ocr: str = "auto", max_pixels: int = MAX_PIXELS) -> Loader:
-    """A loader with its own settings, for `register_loader(IMAGE_SUFFIXES, ...)`.
+    """A loader with its own settings, for a loader table's IMAGE_SUFFIXES
+    (`indexing.build.loader_table` makes one from an IndexConfig).
 
     `ocr`: "auto" reads images whose text detector finds text, "always" reads every
     image, "never" skips OCR.

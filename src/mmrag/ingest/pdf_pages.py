@@ -60,7 +60,8 @@ def _ocr_sections(raw: RawFile, source: SourceFile) -> tuple[list[Section], list
 def make_pdf_pages_loader(ocr: bool = True) -> Loader:
     """A .pdf loader: text chunks (OCR for scanned pages when `ocr`) plus PAGE documents.
 
-    Register it with `register_loader([".pdf"], make_pdf_pages_loader(), [ContentKind.PDF])`
+    Put it in a loader table, `{**LOADERS, **loader_entries([".pdf"], make_pdf_pages_loader(),
+    [ContentKind.PDF])}`, or set `pdf_pages` in an IndexConfig,
     to index PDFs for page retrieval as well as text retrieval.
     """
 

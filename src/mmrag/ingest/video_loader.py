@@ -132,7 +132,8 @@ def make_video_loader(
     min_shot: float = 0.5,
     language: str | None = None,
 ) -> Loader:
-    """A loader with its own settings, for `register_loader(VIDEO_SUFFIXES, ...)`.
+    """A loader with its own settings, for a loader table's VIDEO_SUFFIXES
+    (`indexing.build.loader_table` makes one from an IndexConfig).
 
     `transcriber`: Whisper for the audio track (None: skip it); `media_dir`: where
     thumbnails go (inside the store); `sample_every`: seconds between analysed frames;
@@ -196,7 +197,8 @@ def _media_metadata(info: MediaInfo) -> dict[str, Any]:
 
 def load_video(raw: RawFile) -> Loaded:
     """The default video loader (Whisper tiny.en, no thumbnails on disk), registered in
-    files.py; `index.av_indexing.setup_av_indexing` registers one with the store's media/."""
+    files.py; an indexer's own table (`indexing.build.loader_table`) has one writing
+    thumbnails to the store's media/."""
     global _default
     if _default is None:
         _default = make_video_loader()
