@@ -221,8 +221,10 @@ def test_indexers_own_their_loader_tables(tmp_path: Path) -> None:
     before = dict(LOADERS)
     with EmbeddedStore(tmp_path / "pages") as a, EmbeddedStore(tmp_path / "plain") as b:
         pages = build_indexer(a, IndexConfig(**NOTHING, pdf_pages=True, ocr="never"))
+        first = dict(pages.loaders)
         plain = build_indexer(b, IndexConfig(**NOTHING, asr=None))
-        assert LOADERS == before  # building changed no module-level table
+        assert pages.loaders == first  # building the second left the first's table alone
+        assert LOADERS == before  # and changed no module-level table
         assert pages.loaders[".pdf"] != plain.loaders[".pdf"] == LOADERS[".pdf"]
         assert pages.loaders[".png"].target == ConfiguredLoader(
             "mmrag.ingest.image_loader:make_image_loader", ocr="never"
