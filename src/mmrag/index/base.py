@@ -18,6 +18,7 @@ from mmrag.errors import StoreError
 from mmrag.index.analyzer import Analyzer
 from mmrag.index.batch import Batch
 from mmrag.index.bm25 import BM25Params
+from mmrag.index.fields import TEXT, FieldSpec
 from mmrag.types import Document
 
 Scored = list[tuple[Document, float]]  # best first
@@ -42,16 +43,17 @@ class Candidates:
 
 
 def field_exists(
-    fields: dict[str, dict[str, Any]], name: str, dim: int, encoder: dict[str, Any]
+    fields: dict[str, dict[str, Any]], name: str, dim: int, encoder: dict[str, Any], space: str
 ) -> bool:
-    """Whether vector field `name` is declared already; refuses a different encoder or dim,
-    so vectors from two models never share a field."""
+    """Whether vector field `name` is declared already; refuses a different encoder, dim
+    or space, so vectors from two models never share a field."""
     if name not in fields:
         return False
-    if fields[name]["encoder"] != encoder or fields[name]["dim"] != dim:
+    stored = FieldSpec.from_dict(fields[name])
+    if not stored.same_vectors(FieldSpec(space, dim, encoder)):
         raise StoreError(
-            f"vector field {name!r} was built with {fields[name]['encoder']}; "
-            f"refusing to mix in vectors from {encoder}"
+            f"vector field {name!r} holds {stored.space} vectors from {stored.identity}; "
+            f"refusing to mix in {space} vectors from {encoder}"
         )
     return True
 
@@ -76,11 +78,15 @@ class Store(ABC):
     # ---- schema ------------------------------------------------------------------
     @abstractmethod
     def fields(self) -> dict[str, dict[str, Any]]:
-        """Vector fields: name -> {"dim": int, "encoder": {...}}."""
+        """Vector fields: name -> its record, {"space", "dim", "encoder"}; read it with
+        `FieldSpec.from_dict` (records of older stores lack "space")."""
 
     @abstractmethod
-    def ensure_field(self, name: str, dim: int, encoder: dict[str, Any]) -> None:
-        """Declare a vector field, or check that an existing one used the same encoder."""
+    def ensure_field(
+        self, name: str, dim: int, encoder: dict[str, Any], *, space: str = TEXT
+    ) -> None:
+        """Declare a vector field of `space` (index/fields.py) whose vectors `encoder`
+        (its info()) makes, or check that an existing one holds the same."""
 
     # ---- writing -----------------------------------------------------------------
     @abstractmethod

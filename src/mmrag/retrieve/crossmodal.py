@@ -26,7 +26,8 @@ import numpy as np
 
 from mmrag.errors import ConfigError, StoreError
 from mmrag.index.base import Store
-from mmrag.models.image import ImageTextEncoder, image_encoder_from_info
+from mmrag.index.fields import IMAGE_TEXT, FieldSpec, field_spec, load_encoder
+from mmrag.models.image import ImageTextEncoder
 from mmrag.retrieve.base import Retriever, as_query, to_ranked
 from mmrag.retrieve.fusion import rrf
 from mmrag.types import Hit, Modality, Query, Ranked, StageReport, timed
@@ -35,10 +36,11 @@ VISUAL = (Modality.IMAGE, Modality.PAGE, Modality.VIDEO)  # video: shots' keyfra
 
 
 def encoder_for_image_field(store: Store, field: str) -> ImageTextEncoder:
-    fields = store.fields()
-    if field not in fields:
-        raise StoreError(f"the store has no vector field {field!r}; index with an image encoder")
-    return image_encoder_from_info(fields[field]["encoder"])
+    spec = field_spec(store, field)
+    if spec.space != IMAGE_TEXT:
+        raise StoreError(f"vector field {field!r} holds {spec.space} vectors, not image-text ones")
+    encoder: ImageTextEncoder = load_encoder(spec)
+    return encoder
 
 
 def with_modalities(
@@ -114,7 +116,7 @@ class ImageToTextRetriever(CrossModalRetriever):
         fields = store.fields()
         text_space = self.encoder.info().get("text")
         if text_field in fields and text_space is not None:
-            if fields[text_field]["encoder"] == text_space:
+            if FieldSpec.from_dict(fields[text_field]).identity == text_space:
                 # The image vectors live in this text encoder's space: search it directly.
                 self.field = text_field
 
@@ -334,8 +336,8 @@ class MultimodalRetriever(Retriever):
         members: list[Retriever] = [
             HybridRetriever(store) if "text" in fields else BM25Retriever(store)
         ]
-        for name, info in fields.items():
-            if name != "text" and "params" in info.get("encoder", {}):
+        for name, record in fields.items():
+            if name != "text" and FieldSpec.from_dict(record).space == IMAGE_TEXT:
                 members.append(CrossModalRetriever(store, name))
         return members
 
