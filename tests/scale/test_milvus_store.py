@@ -195,7 +195,7 @@ def test_open_store_picks_the_backend(lite_server, tmp_path: Path) -> None:
 
 
 def test_media_blobs_live_in_the_blob_folder(lite_server, tmp_path: Path, data_dir: Path) -> None:
-    from mmrag.pipeline import media_resolver
+    from mmrag.index.media import media_resolver
 
     image = next((data_dir / "flickr8k").rglob("*.jpg"))
     store = MilvusStore(lite_server.uri, collection_name(), blob_dir=tmp_path / "blobs")

@@ -27,12 +27,10 @@ import numpy as np
 from mmrag.errors import ConfigError, StoreError
 from mmrag.index.base import Store
 from mmrag.index.fields import IMAGE_TEXT, FieldSpec, field_spec, load_encoder
-from mmrag.models.image import ImageTextEncoder
+from mmrag.models.image import VISUAL, ImageTextEncoder, query_vectors
 from mmrag.retrieve.base import Retriever, as_query, to_ranked
 from mmrag.retrieve.fusion import rrf
 from mmrag.types import Hit, Modality, Query, Ranked, StageReport, timed
-
-VISUAL = (Modality.IMAGE, Modality.PAGE, Modality.VIDEO)  # video: shots' keyframe vectors
 
 
 def encoder_for_image_field(store: Store, field: str) -> ImageTextEncoder:
@@ -51,19 +49,6 @@ def with_modalities(
         return filters
     only = {"modality": {"$in": [str(m) for m in modalities]}}
     return {"$and": [filters, only]} if filters else only
-
-
-def query_vectors(encoder: ImageTextEncoder, queries: Sequence[Query]) -> np.ndarray:
-    """One unit vector per query: its text, its image, or the normalised sum of both."""
-    out = np.zeros((len(queries), encoder.dim), dtype=np.float32)
-    with_text = [i for i, q in enumerate(queries) if q.text.strip()]
-    with_image = [i for i, q in enumerate(queries) if q.image]
-    if with_text:
-        out[with_text] += encoder.encode_texts([queries[i].text for i in with_text])
-    if with_image:
-        out[with_image] += encoder.encode_images([queries[i].image for i in with_image])
-    norms = np.linalg.norm(out, axis=1, keepdims=True)
-    return out / np.maximum(norms, 1e-12)
 
 
 class CrossModalRetriever(Retriever):

@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from mmrag.index.indexer import Indexer
+from mmrag.index.media import media_resolver
 from mmrag.index.open import open_store
-from mmrag.pipeline import Pipeline, default_retriever_name, media_resolver
+from mmrag.pipeline import Pipeline, default_retriever_name
 from mmrag.retrieve import RETRIEVERS, Retriever
 from mmrag.server.batching import SearchBatcher
 from mmrag.server.settings import ServerSettings
