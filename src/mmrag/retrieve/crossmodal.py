@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections import Counter
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -26,7 +25,9 @@ import numpy as np
 
 from mmrag.errors import ConfigError, StoreError
 from mmrag.index.base import Store
+from mmrag.index.bm25 import BM25Params
 from mmrag.index.fields import IMAGE_TEXT, FieldSpec, field_spec, load_encoder
+from mmrag.index.sparse import SparseIndex
 from mmrag.models.image import VISUAL, ImageTextEncoder, query_vectors
 from mmrag.retrieve.base import Retriever, as_query, to_ranked
 from mmrag.retrieve.fusion import rrf
@@ -135,8 +136,9 @@ def ocr_terms(text: str, n: int = 4) -> list[str]:
 class OCRTextRetriever(Retriever):
     """BM25 over OCR-robust terms of the text of image and page documents.
 
-    The index is built in memory from the store's documents on first use and rebuilt
-    when the store's size changes.
+    The terms (`ocr_terms`) go into an in-memory SparseIndex, the one the store uses for
+    words, built from the store's documents on first use and rebuilt when the store's
+    size changes. A query counts each of its distinct terms once.
     """
 
     name = "ocr-text"
@@ -152,42 +154,21 @@ class OCRTextRetriever(Retriever):
         self.store = store
         self.modalities = {str(m) for m in modalities}
         self.n, self.k1, self.b = n, k1, b
+        self.params = BM25Params(method="lucene", k1=k1, b=b)
         self._built_for: int | None = None
 
     def _build(self) -> None:
-        from scipy import sparse
-
-        rows: list[Hashable] = []
-        docs = []
-        vocab: dict[str, int] = {}
-        cols: list[int] = []
-        counts: list[int] = []
-        indptr = [0]
-        for row, doc in self.store.iter_documents():
+        keys, docs, terms = [], [], []
+        for key, doc in self.store.iter_documents():
             if str(doc.modality) not in self.modalities or not doc.text.strip():
                 continue
-            for term, count in Counter(ocr_terms(doc.text, self.n)).items():
-                cols.append(vocab.setdefault(term, len(vocab)))
-                counts.append(count)
-            indptr.append(len(cols))
-            rows.append(row)
+            keys.append(key)
             docs.append(doc)
-        tf = sparse.csr_matrix(
-            (np.asarray(counts, np.float64), np.asarray(cols), np.asarray(indptr)),
-            shape=(len(docs), len(vocab)),
-        )
-        lengths = np.asarray(tf.sum(axis=1)).ravel()
-        avg = lengths.mean() if len(lengths) else 1.0
-        df = np.bincount(tf.indices, minlength=len(vocab))
-        idf = np.log1p((len(docs) - df + 0.5) / (df + 0.5))
-        # BM25 term weights, precomputed: a query is then one sparse column sum.
-        norm = self.k1 * (1 - self.b + self.b * lengths / max(avg, 1e-9))
-        weights = tf.copy()
-        weights.data = (
-            weights.data * (self.k1 + 1) / (weights.data + np.repeat(norm, np.diff(tf.indptr)))
-        )
-        self._weights = (weights @ sparse.diags(idf)).tocsc()
-        self._vocab, self._rows, self._docs = vocab, np.asarray(rows), docs
+            terms.append(ocr_terms(doc.text, self.n))
+        # Row ids are positions in `docs`: store keys need not be integers.
+        self._index = SparseIndex()
+        self._index.add(np.arange(len(docs), dtype=np.int64), terms)
+        self._keys, self._docs = np.asarray(keys), docs
         self._built_for = len(self.store)
 
     def retrieve_many(self, queries: Sequence[Query | str], k: int = 10) -> list[Ranked]:
@@ -197,17 +178,20 @@ class OCRTextRetriever(Retriever):
         for q in map(as_query, queries):
             report = StageReport(stage="retrieve", name=self.name)
             with timed(report):
-                cols = sorted(
-                    {self._vocab[t] for t in ocr_terms(q.text, self.n) if t in self._vocab}
-                )
-                scores = np.asarray(self._weights[:, cols].sum(axis=1)).ravel() if cols else None
-                scored = []
-                if scores is not None and len(scores):
-                    if q.filters:
-                        allowed = self.store.filter_keys(q.filters)
-                        scores = np.where(np.isin(self._rows, allowed), scores, 0.0)
-                    top = np.argsort(-scores, kind="stable")[:k]
-                    scored = [(self._docs[i], float(scores[i])) for i in top if scores[i] > 0]
+                allowed = None
+                if q.filters:
+                    keys = self.store.filter_keys(q.filters)
+                    allowed = np.flatnonzero(np.isin(self._keys, keys)).astype(np.int64)
+                terms = list(dict.fromkeys(ocr_terms(q.text, self.n)))
+                positions, scores = self._index.search(terms, k, self.params, allowed)
+                # Okapi's (k1 + 1) numerator, which Lucene's BM25 drops: a constant
+                # factor that keeps the scale these scores have always had, which fitted
+                # calibrations assume.
+                scale = self.k1 + 1
+                scored = [
+                    (self._docs[p], scale * s)
+                    for p, s in zip(positions.tolist(), scores.tolist(), strict=True)
+                ]
             out.append(to_ranked(q, scored, report))
         return out
 
