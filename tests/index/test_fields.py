@@ -20,8 +20,8 @@ from mmrag.index.fields import (
 from mmrag.index.indexer import Indexer
 from mmrag.index.store import EmbeddedStore
 from mmrag.models.onnx_text import OnnxTextEncoder
-from mmrag.retrieve.crossmodal import MultimodalRetriever
 from mmrag.retrieve.dense import DenseRetriever
+from mmrag.retrieve.multimodal import MultimodalRetriever
 
 CORPUS = Path(__file__).resolve().parents[2] / "examples" / "corpus"
 

@@ -17,7 +17,7 @@ import pytest
 from mmrag.index.batch import SourceInfo
 from mmrag.index.indexer import Indexer
 from mmrag.index.store import EmbeddedStore
-from mmrag.retrieve.crossmodal import OCRTextRetriever, ocr_terms
+from mmrag.retrieve.ocr_text import OCRTextRetriever, ocr_terms
 from mmrag.types import Document, Modality, Query
 
 K1, B = 1.2, 0.75
