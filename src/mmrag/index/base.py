@@ -159,6 +159,22 @@ class Store(ABC):
     ) -> list[Scored]:
         """Nearest neighbours in a vector field (inner product on normalised vectors)."""
 
+    def search_hybrid(
+        self,
+        queries: Sequence[str],
+        vectors: dict[str, np.ndarray],
+        k: int,
+        *,
+        sparse: bool = True,
+        fusion: str = "rrf",
+        weights: Sequence[float] | None = None,
+        rrf_k: float = 60.0,
+        depth: int = 100,
+        filters: dict[str, Any] | None = None,
+    ) -> list[Scored]:
+        """BM25 and dense searches fused by the backend itself, where `server_hybrid`."""
+        raise StoreError(f"{type(self).__name__} does not fuse searches itself")
+
     # ---- candidates: search without loading documents ------------------------------
     # A backend that can search by internal keys overrides these four; the defaults
     # serve any backend through the searches above, keyed by document id.

@@ -594,6 +594,10 @@ class MilvusStore(Store):
         results = self._search(vecs.tolist(), VEC + field, k, search_params, filters, field)
         return [[(_document(h["entity"]), float(h["distance"])) for h in hits] for hits in results]
 
+    @property
+    def server_hybrid(self) -> bool:  # type: ignore[override]
+        return self.caps.hybrid and self.caps.bm25 and bool(self.meta.get("bm25"))
+
     def search_hybrid(
         self,
         queries: Sequence[str],

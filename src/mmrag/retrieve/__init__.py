@@ -10,6 +10,7 @@ RETRIEVERS: Registry[Retriever] = Registry(
         "tfidf": "mmrag.retrieve.sparse:TfidfRetriever",
         "dense": "mmrag.retrieve.dense:DenseRetriever",
         "hybrid": "mmrag.retrieve.hybrid:HybridRetriever",
+        "server-hybrid": "mmrag.retrieve.server_hybrid:ServerHybridRetriever",
         "crossmodal": "mmrag.retrieve.crossmodal:CrossModalRetriever",
         "image-text": "mmrag.retrieve.crossmodal:ImageToTextRetriever",
         "ocr-text": "mmrag.retrieve.ocr_text:OCRTextRetriever",
