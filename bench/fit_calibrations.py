@@ -18,8 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmrag.retrieve.calibration import CALIBRATIONS, encoder_key
-from mmrag.retrieve.crossmodal import fit_platt
+from mmrag.retrieve.calibration import CALIBRATIONS, encoder_key, fit_platt
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "src" / "mmrag" / "data" / CALIBRATIONS

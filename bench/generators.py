@@ -65,7 +65,7 @@ def burn(stop: Any) -> None:
 
 
 def run(model: str, runtime: str, threads: int, messages: list[Any]) -> dict[str, Any]:
-    from mmrag.generate.llm import make_lm
+    from mmrag.models.make_lm import make_lm
 
     started = time.perf_counter()
     name, _, dtype = runtime.partition(":")  # "transformers:bfloat16"

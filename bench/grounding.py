@@ -169,7 +169,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from mmrag.generate.grounding import CrossEncoderJudge, LMJudge
-    from mmrag.generate.llm import make_lm
+    from mmrag.models.make_lm import make_lm
 
     items = build_items(args.items)
     result: dict[str, Any] = {

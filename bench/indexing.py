@@ -223,7 +223,7 @@ PROFILE_PHASES = {
     "analyse": ("mmrag/index/analyzer.py", "tokens"),
     "encode (workers' wall time)": ("mmrag/indexing/indexer.py", "_embed"),
     "store.write": ("mmrag/index/store.py", "write"),
-    "  of which sparse add": ("mmrag/index/sparse.py", "add"),
+    "  of which sparse add": ("mmrag/index/sparse/index.py", "add"),
     "  of which dense add": ("mmrag/index/dense.py", "add"),
     "checkpoint (save indexes)": ("mmrag/index/store.py", "checkpoint"),
 }

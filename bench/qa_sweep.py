@@ -153,7 +153,8 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=RESULTS / "qa-sweep.json")
     args = ap.parse_args()
 
-    from mmrag.generate.llm import LLMGenerator, make_lm
+    from mmrag.generate.llm import LLMGenerator
+    from mmrag.models.make_lm import make_lm
 
     load0 = [round(x, 2) for x in os.getloadavg()]
     t0 = time.perf_counter()

@@ -113,7 +113,7 @@ def run_llmlingua(
     venv: Path, model_dir: Path, samples: list[Any], rate: float, counter: Any
 ) -> dict[str, Any]:
     """LLMLingua (LongLLMLingua recipe) on the same samples and the same target tokens."""
-    from mmrag.refine.eval_tasks import answer_survives
+    from mmrag.eval.refine import answer_survives
 
     python = venv / "bin" / "python"
     if not python.exists():
@@ -264,9 +264,9 @@ def main() -> None:
 
     import torch
 
+    from mmrag.eval.refine import evaluate_refiner, hotpot_samples, squad_samples
     from mmrag.models.causal_lm import cache_root
     from mmrag.refine import load_refiner
-    from mmrag.refine.eval_tasks import evaluate_refiner, hotpot_samples, squad_samples
 
     torch.set_num_threads(2)
     n_lm = 8 if args.quick else args.lm_questions

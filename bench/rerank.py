@@ -147,9 +147,9 @@ def fusion_table(rankings, scores, costs, qrels, queries=None) -> dict[str, Any]
 
 def scifact_rankings(data: Path, n_queries: int | None) -> tuple[dict, Any]:
     from mmrag.eval.datasets import load_beir
+    from mmrag.eval.rerank import retrieve_rankings
     from mmrag.eval.runner import Corpus, cached_store
     from mmrag.models.text import load_text_encoder
-    from mmrag.rerank.evaluate import retrieve_rankings
     from mmrag.retrieve import RETRIEVERS
 
     beir = load_beir(data / "scifact")
@@ -281,7 +281,7 @@ def scifact(data: Path, n_queries: int | None) -> dict[str, Any]:
 
 def dl19(data: Path, n_queries: int | None, tuned: Mapping[str, float] | None) -> dict[str, Any]:
     from mmrag.eval.datasets import load_dl19
-    from mmrag.rerank.evaluate import dl19_rankings
+    from mmrag.eval.rerank import dl19_rankings
 
     d = load_dl19(data / "trec-dl19")
     rankings = dl19_rankings(d, 100, n_queries)
@@ -320,9 +320,9 @@ def llm(
 ) -> dict[str, Any]:
     from mmrag.eval.datasets import load_dl19
     from mmrag.eval.metrics import evaluate
+    from mmrag.eval.rerank import dl19_rankings
     from mmrag.models.local_lm import LocalLM
     from mmrag.rerank import RERANKERS
-    from mmrag.rerank.evaluate import dl19_rankings
 
     d = load_dl19(data / "trec-dl19")
     lm = LocalLM()
@@ -368,7 +368,7 @@ def onnx_batching(data: Path, n_queries: int) -> dict[str, Any]:
     threads, and how far a pair's logit moves with its batch neighbours (the graph
     quantises activations per input tensor)."""
     from mmrag.eval.datasets import load_dl19
-    from mmrag.rerank.evaluate import dl19_rankings
+    from mmrag.eval.rerank import dl19_rankings
     from mmrag.rerank.onnx_cross_encoder import OnnxCrossEncoderReranker
 
     d = load_dl19(data / "trec-dl19")
@@ -430,8 +430,8 @@ def onnx_batching(data: Path, n_queries: int) -> dict[str, Any]:
 def default(data: Path, scifact_queries: int | None) -> dict[str, Any]:
     """The registered "default" reranker itself, end to end, through the eval API."""
     from mmrag.eval.datasets import load_dl19
+    from mmrag.eval.rerank import dl19_rankings, score_reranker
     from mmrag.rerank import RERANKERS
-    from mmrag.rerank.evaluate import dl19_rankings, score_reranker
     from mmrag.rerank.fusion import DEFAULT_MEMBERS, DEFAULT_WEIGHTS
 
     reranker = RERANKERS.create("default")

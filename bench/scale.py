@@ -40,9 +40,11 @@ def say(msg: str) -> None:
 def copy_into(src: Any, dst: Any, batch: int = 500) -> float:
     """Copy documents, tokens and vectors of an embedded store into another store."""
     from mmrag.index.batch import Batch, FieldVectors, SourceInfo
+    from mmrag.index.fields import FieldSpec
 
     for name, info in src.fields().items():
-        dst.ensure_field(name, info["dim"], info["encoder"])
+        spec = FieldSpec.from_dict(info)
+        dst.ensure_field(name, spec.dim, spec.identity, space=spec.space)
     hashes = {s["source_id"]: s for s in src.sources()}
     rows_docs = list(src.iter_documents())
     t0 = time.perf_counter()

@@ -54,7 +54,7 @@ def main() -> None:
 
     import bm25s
 
-    sparse.KERNEL = args.kernel
+    sparse.kernel.KERNEL = args.kernel
 
     docs, queries = load(args.data)
     analyzer = Analyzer()

@@ -3,6 +3,7 @@ copied for each test module that needs its own writable store."""
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from pathlib import Path
 
@@ -15,7 +16,9 @@ CORPUS = Path(__file__).resolve().parents[1] / "examples" / "corpus"
 
 def corpus_store(cache_dir: Path, dest: Path) -> Path:
     """Copy of the cached examples/corpus store at `dest` (built or refreshed first)."""
-    cached = cache_dir / "test-stores" / "examples-corpus-minilm"
+    # sources are keyed by absolute path: another checkout sharing the cache gets its own
+    checkout = hashlib.sha256(str(CORPUS).encode()).hexdigest()[:8]
+    cached = cache_dir / "test-stores" / f"examples-corpus-minilm-{checkout}"
     with EmbeddedStore(cached) as store:
         # Re-indexing skips unchanged files, so this is cheap after the first run.
         Indexer(store, load_text_encoder("sentence-transformers"), progress=False).index_paths(

@@ -147,7 +147,7 @@ def clip_encoder():
 
 
 def local_generator():
-    from mmrag.generate.llm import make_lm
+    from mmrag.models.make_lm import make_lm
 
     make_lm(str(model_dir), runtime="transformers")
 

@@ -11,8 +11,9 @@ import pytest
 
 from mmrag.errors import ConfigError
 from mmrag.generate import Answer
+from mmrag.index.media import media_resolver
 from mmrag.index.store import EmbeddedStore
-from mmrag.pipeline import Pipeline, StageFailed, media_resolver
+from mmrag.pipeline import Pipeline, StageFailed
 from mmrag.retrieve import RETRIEVERS
 from mmrag.types import Document, Ranked
 from tests.corpus_store import corpus_store

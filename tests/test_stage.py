@@ -74,7 +74,9 @@ def test_any_list_of_stages_runs_in_order(store: Any) -> None:
     assert [s.name for s in stages] == ["bm25", "cross-encoder-onnx", "only-printing", "short"]
     retrieve, rerank, keep, refine = stages
     assert rerank.n_out == 6 and rerank.extra["k"] == 6
-    assert keep.n_in == 6 and keep.n_out == len(ranked) <= 2 and keep.extra["dropped"] >= 4
+    assert keep.n_in == 6 and keep.n_out <= 2 and keep.extra["dropped"] >= 4
+    # the refiner may drop a hit whose sentences do not fit the budget
+    assert refine.n_in == keep.n_out and 1 <= len(ranked) <= keep.n_out
     assert refine.extra["budget"] == 60 and refine.extra["tokens_out"] <= 60
     assert all(Path(h.doc.source or "").name == "printing-press.txt" for h in ranked.hits)
     assert "Gutenberg" in " ".join(h.text for h in ranked.hits)

@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import time
 import tomllib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,10 +39,11 @@ from typing import Any
 from mmrag.errors import ConfigError, MissingDependency, MMRagError, ModelUnavailable
 from mmrag.generate import GENERATORS, Answer, Generator
 from mmrag.index.base import Store
+from mmrag.index.media import media_resolver
 from mmrag.registry import Registry
 from mmrag.retrieve import RETRIEVERS, Retriever
 from mmrag.stage import Limits, Stage
-from mmrag.types import Document, Query, Ranked, StageReport
+from mmrag.types import Query, Ranked, StageReport
 
 log = logging.getLogger(__name__)
 
@@ -118,27 +119,6 @@ def parse_config(config: Mapping[str, Any]) -> dict[str, StageConfig]:
             name=str(name), params=dict(params), k=section.get("k"), budget=section.get("budget")
         )
     return out
-
-
-def media_resolver(root: str | Path) -> Callable[[Document], Path | None]:
-    """Find a document's media file, only ever inside the store folder `root`.
-
-    A relative `media` reference is taken from `root`; a document without one falls
-    back to its source file (uploaded files live in the store). Anything that resolves
-    outside `root` (absolute paths, `..`, symlinks leading out) is refused.
-    """
-    base = Path(root).resolve()
-
-    def resolve(doc: Document) -> Path | None:
-        ref = doc.media or doc.source
-        if not ref or "\x00" in ref:
-            return None
-        path = (base / ref).resolve()  # an absolute ref replaces base, then must lie inside it
-        if not path.is_relative_to(base) or path == base or not path.is_file():
-            return None
-        return path
-
-    return resolve
 
 
 def default_retriever_name(store: Store) -> str:

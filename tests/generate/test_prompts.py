@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mmrag.generate.prompts import INSTRUCTION, STYLES, build_messages, image_part
-from mmrag.pipeline import media_resolver
+from mmrag.index.media import media_resolver
 from mmrag.types import Document, Hit, Modality, Span
 
 

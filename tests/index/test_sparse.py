@@ -60,7 +60,7 @@ def kernel(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> s
     """Runs a test with the numpy path and, when numba is installed, with the kernel."""
     if request.param == "numba":
         pytest.importorskip("numba", reason="numba (dev extra) not installed")
-    monkeypatch.setattr(sparse, "KERNEL", request.param)
+    monkeypatch.setattr(sparse.kernel, "KERNEL", request.param)
     return request.param
 
 
@@ -289,7 +289,7 @@ def test_numba_kernel_equals_numpy_path(
     queries = scifact.queries[:150]
     results = {}
     for kernel in ("numpy", "numba"):
-        monkeypatch.setattr(sparse, "KERNEL", kernel)
+        monkeypatch.setattr(sparse.kernel, "KERNEL", kernel)
         results[kernel] = (
             index.search_many(queries, 10, params),
             index.search_many(queries, 10, params, allowed=allowed),

@@ -17,15 +17,10 @@ from mmrag.index.store import EmbeddedStore
 from mmrag.indexing.indexer import Indexer
 from mmrag.models.image import load_image_encoder
 from mmrag.models.text import load_text_encoder
-from mmrag.retrieve.crossmodal import (
-    CrossModalRetriever,
-    ImageToTextRetriever,
-    MultimodalRetriever,
-    OCRTextRetriever,
-    Platt,
-    fit_platt,
-    ocr_terms,
-)
+from mmrag.retrieve.calibration import Platt, fit_platt
+from mmrag.retrieve.crossmodal import CrossModalRetriever, ImageToTextRetriever
+from mmrag.retrieve.multimodal import MultimodalRetriever
+from mmrag.retrieve.ocr_text import OCRTextRetriever, ocr_terms
 from mmrag.retrieve.sparse import BM25Retriever
 from mmrag.types import Document, Modality, Query
 

@@ -134,7 +134,7 @@ def test_colpali_page_retriever_matches_transformers_maxsim(tiny_colpali, scanne
     from mmrag.index.store import EmbeddedStore
     from mmrag.indexing.indexer import Indexer
     from mmrag.models.page_encoders import load_page_encoder
-    from mmrag.retrieve.crossmodal import PageRetriever
+    from mmrag.retrieve.pages import PageRetriever
 
     encoder = load_page_encoder("colpali", model=str(tiny_colpali))
     queries = ["solar panels", "wind turbines", "receipt total"]

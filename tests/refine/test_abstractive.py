@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
+from mmrag.eval.refine import squad_samples
 from mmrag.refine.abstractive import (
     AbstractiveRefiner,
     content_words,
     parse_summary,
     supporting_sentence,
 )
-from mmrag.refine.eval_tasks import squad_samples
 from mmrag.refine.sentences import split_sentences
 from mmrag.types import Document, Hit, Query, Ranked
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from mmrag.errors import ConfigError
+from mmrag.eval.refine import evaluate_refiner, squad_samples
 from mmrag.refine import REFINERS, load_refiner
 from mmrag.refine.base import MIN_CONTEXT_TOKENS
-from mmrag.refine.eval_tasks import evaluate_refiner, squad_samples
 from mmrag.refine.extractive import ExtractiveRefiner, mmr_select
 from mmrag.types import Document, Hit, Query, Ranked, Span
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mmrag.eval.refine import answer_survives, squad_samples
 from mmrag.refine.base import MIN_CONTEXT_TOKENS
-from mmrag.refine.eval_tasks import answer_survives, squad_samples
 from mmrag.refine.lingua import LinguaRefiner
 from mmrag.refine.sentences import word_spans
 from mmrag.types import Document, Hit, Query, Ranked

@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 
 from mmrag.cli import app as mmrag_app
 from mmrag.eval.metrics import evaluate
+from mmrag.eval.rerank import dl19_rankings, eval_dl19
 from mmrag.registry import parse_params
 from mmrag.rerank import RERANKERS
-from mmrag.rerank.evaluate import dl19_rankings, eval_dl19
 
 
 @pytest.fixture(scope="module")

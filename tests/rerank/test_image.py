@@ -8,9 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mmrag.models.image import load_image_encoder
+from mmrag.models.image import load_image_encoder, query_vectors
 from mmrag.rerank import RERANKERS
-from mmrag.retrieve.crossmodal import query_vectors
 from mmrag.types import Document, Hit, Modality, Query, Ranked
 
 IMAGES = ["1003163366_44323f5815.jpg", "1000268201_693b08cb0e.jpg", "1001773457_577c3a7d70.jpg"]

@@ -143,7 +143,7 @@ def test_fusion_is_the_weighted_sum_of_z_scores_and_survives_a_failing_member(ra
 
 
 def test_default_reranker_beats_bm25_on_a_few_dl19_queries(dl19) -> None:
-    from mmrag.rerank.evaluate import dl19_rankings, score_reranker
+    from mmrag.eval.rerank import dl19_rankings, score_reranker
 
     rankings = dl19_rankings(dl19, depth=30, limit=3)
     result = score_reranker(RERANKERS.create("default"), rankings, dl19.qrels)

@@ -195,7 +195,7 @@ def test_open_store_picks_the_backend(lite_server, tmp_path: Path) -> None:
 
 
 def test_media_blobs_live_in_the_blob_folder(lite_server, tmp_path: Path, data_dir: Path) -> None:
-    from mmrag.pipeline import media_resolver
+    from mmrag.index.media import media_resolver
 
     image = next((data_dir / "flickr8k").rglob("*.jpg"))
     store = MilvusStore(lite_server.uri, collection_name(), blob_dir=tmp_path / "blobs")
@@ -222,4 +222,32 @@ def test_filter_values_stay_literals(lite_server, records) -> None:
         to_milvus_expr({"a.b": {"$in": [1, "x"]}})
         == '((metadata["a"]["b"] == 1 or metadata["a"]["b"] == "x"))'
     )
+    store.close()
+
+
+def test_the_server_hybrid_retriever_ranks_as_client_side_rrf(lite_server, tmp_path) -> None:
+    from mmrag.models.onnx_text import OnnxTextEncoder
+    from mmrag.retrieve import RETRIEVERS
+
+    corpus = Path(__file__).resolve().parents[2] / "examples" / "corpus"
+    encoder = OnnxTextEncoder("bge-small-en-v1.5")
+    store = MilvusStore(lite_server.uri, collection_name("sh"), blob_dir=tmp_path)
+    Indexer(store, encoder, progress=False).index_paths([corpus])
+    assert store.server_hybrid
+    server = RETRIEVERS.create("server-hybrid", store=store, depth=50)
+    client = RETRIEVERS.create("hybrid", store=store, depth=50)
+    questions = [
+        "Who invented the printing press?",
+        "How do honeybees tell each other where flowers are?",
+        "What makes the tides?",
+        "How does a heat pump move heat?",
+    ]
+    for question in questions:
+        got, expected = server.retrieve(question, 5), client.retrieve(question, 5)
+        assert got.ids() == expected.ids(), question
+        assert [h.score for h in got.hits] == pytest.approx(
+            [h.score for h in expected.hits], rel=1e-4
+        )
+    with pytest.raises(ConfigError, match="does not fuse"):
+        RETRIEVERS.create("server-hybrid", store=EmbeddedStore(tmp_path / "embedded"))
     store.close()

@@ -62,7 +62,7 @@ def eval_beir(
     from mmrag.eval.runner import Corpus
 
     if reranker is not None:
-        from mmrag.rerank.commands import RerankTask, run_rerank_eval
+        from mmrag.eval.rerank_run import RerankTask, run_rerank_eval
 
         write_json(
             out,

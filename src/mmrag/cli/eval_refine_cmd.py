@@ -1,4 +1,4 @@
-"""`mmrag eval refine`: a face over refine/commands.py's run_refine_eval."""
+"""`mmrag eval refine`: a face over eval/refine_run.py's run_refine_eval."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import typer
 from mmrag.cli.friendly import plain_error
 from mmrag.cli.results import write_json_file
 from mmrag.errors import MMRagError
-from mmrag.refine.commands import Task
+from mmrag.eval.refine_run import Task
 from mmrag.registry import parse_params
 
 
@@ -32,7 +32,7 @@ def eval_refine(
     out: Annotated[Path | None, typer.Option("--json", help="Write the metrics here.")] = None,
 ) -> None:
     """Share of questions whose gold answer survives refining, tokens/s, achieved rate."""
-    from mmrag.refine.commands import run_refine_eval
+    from mmrag.eval.refine_run import run_refine_eval
 
     try:
         if rate is None and budget is None:

@@ -1,4 +1,4 @@
-"""`mmrag eval rerank`: a face over rerank/commands.py's run_rerank_eval."""
+"""`mmrag eval rerank`: a face over eval/rerank_run.py's run_rerank_eval."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import typer
 from mmrag.cli.friendly import plain_error
 from mmrag.cli.results import write_json_file
 from mmrag.errors import MMRagError
+from mmrag.eval.rerank_run import RerankTask
 from mmrag.registry import parse_params
-from mmrag.rerank.commands import RerankTask
 
 
 def eval_rerank(
@@ -30,7 +30,7 @@ def eval_rerank(
     ] = None,
 ) -> None:
     """nDCG@10, ms per query, model calls and tokens per query of a reranker."""
-    from mmrag.rerank.commands import run_rerank_eval
+    from mmrag.eval.rerank_run import run_rerank_eval
 
     try:
         result = run_rerank_eval(

@@ -69,7 +69,8 @@ def receipt_store(
 
 
 def _retriever(name: str, store: Any) -> Retriever:
-    from mmrag.retrieve.crossmodal import MultimodalRetriever, OCRTextRetriever
+    from mmrag.retrieve.multimodal import MultimodalRetriever
+    from mmrag.retrieve.ocr_text import OCRTextRetriever
     from mmrag.retrieve.sparse import BM25Retriever
 
     if name == "ocr-text":

@@ -119,7 +119,7 @@ def _hotpot_task(path: Path) -> QATask:
 
 def load_task(dataset: str, path: str | Path) -> QATask:
     """The dataset's file (`path` itself, or the usual file in the folder `path`)."""
-    from mmrag.refine.commands import dataset_file  # the one table of default file names
+    from mmrag.eval.refine_run import dataset_file  # the one table of default file names
 
     if dataset not in DATASETS:
         raise ConfigError(f"unknown QA dataset {dataset!r}; use one of {', '.join(DATASETS)}")

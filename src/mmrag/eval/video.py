@@ -105,8 +105,9 @@ def right_span(hit: Hit, part: ClipPart) -> bool:
 
 
 def _retriever(name: str, store: Any) -> Any:
-    from mmrag.retrieve.crossmodal import CrossModalRetriever, MultimodalRetriever
+    from mmrag.retrieve.crossmodal import CrossModalRetriever
     from mmrag.retrieve.hybrid import HybridRetriever
+    from mmrag.retrieve.multimodal import MultimodalRetriever
 
     visual = CrossModalRetriever(store, "image", modalities=(Modality.VIDEO,))
     if name == "visual":

@@ -148,7 +148,7 @@ class LMJudge(Judge):
         max_passage_chars: int = 1200,
     ) -> None:
         if lm is None:
-            from mmrag.generate.llm import make_lm
+            from mmrag.models.make_lm import make_lm
 
             lm = make_lm(model)
         self.lm = lm

@@ -13,11 +13,9 @@ closest passages.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from mmrag.errors import ConfigError
@@ -34,7 +32,7 @@ from mmrag.generate.grounding import (
 )
 from mmrag.generate.prompts import DEFAULT_STYLE, IMAGE_MODALITIES, STYLES, build_messages
 from mmrag.models.lm import LanguageModel
-from mmrag.registry import require
+from mmrag.models.make_lm import make_lm
 from mmrag.types import Hit, Ranked, StageReport
 
 log = logging.getLogger(__name__)
@@ -46,7 +44,6 @@ NOT_FOUND_TEXT = "Not found in the indexed material."
 # 1.5B model gave F1 0.57 and its cited passage held the answer 89% of the time, the
 # 0.5B model 0.23 and 56%. The 0.5B model and SmolLM2-135M stay as the faster options.
 DEFAULT_GENERATOR_MODEL = "qwen2.5-coder-1.5b-instruct"
-RUNTIMES = ("llama-cpp", "transformers")
 # How models say they cannot answer (the prompt asks for "NOT FOUND").
 _REFUSAL = re.compile(
     r"^\W*(not\s+found|i\s+(do\s+not|don't|cannot|can't)\s+(know|find|answer)|"
@@ -60,78 +57,6 @@ _REFUSAL = re.compile(
 
 def is_refusal(text: str) -> bool:
     return bool(_REFUSAL.match(text.strip()))
-
-
-def _gguf_model(model: str) -> bool:
-    from mmrag.models.packaged_gguf import PACKAGED_GGUF
-
-    return model in PACKAGED_GGUF or (model.endswith(".gguf") and Path(model).is_file())
-
-
-def make_lm(
-    model: str | None = None,
-    base_url: str | None = None,
-    api_key: str | None = None,
-    api_key_env: str | None = None,
-    timeout: float = 60.0,
-    retries: int = 2,
-    concurrency: int = 4,
-    runtime: str | None = None,
-    threads: int | None = None,
-    dtype: str = "float32",
-    batch_threads: int | None = None,
-) -> LanguageModel:
-    """The local model (no `base_url`) or an OpenAI-compatible endpoint.
-
-    Locally, `runtime` is "llama-cpp" or "transformers"; None picks llama.cpp for GGUF
-    models when it is installed, transformers otherwise (with a warning for GGUF models,
-    which run several times slower there). `threads` and `batch_threads` are llama.cpp's
-    decode and prompt threads (None: its defaults, see llama_cpp_lm).
-    """
-    if base_url is not None:
-        if not model:
-            raise ConfigError("an OpenAI-compatible generator needs a model name")
-        from mmrag.models.openai_lm import OpenAICompatibleLM
-
-        key = (
-            api_key
-            if api_key is not None
-            else (os.environ.get(api_key_env) if api_key_env else None)
-        )
-        return OpenAICompatibleLM(
-            base_url=base_url,
-            model=model,
-            api_key=key,
-            timeout=timeout,
-            retries=retries,
-            concurrency=concurrency,
-        )
-    if runtime is not None and runtime not in RUNTIMES:
-        raise ConfigError(f"unknown runtime {runtime!r}; choose one of: {', '.join(RUNTIMES)}")
-    from mmrag.models.causal_lm import DEFAULT_LM
-    from mmrag.models.llama_cpp_lm import llama_cpp_available
-
-    model = model or DEFAULT_LM
-    if runtime is None:
-        runtime = "transformers"
-        if _gguf_model(model):
-            if llama_cpp_available():
-                runtime = "llama-cpp"
-            else:
-                log.warning(
-                    "llama.cpp is not installed (make llama-runtime); running %s on "
-                    "transformers, several times slower",
-                    model,
-                )
-    if runtime == "llama-cpp":
-        from mmrag.models.llama_cpp_lm import LlamaCppLM
-
-        return LlamaCppLM(model, threads=threads, batch_threads=batch_threads)
-    if threads is not None:
-        require("torch", "llm").set_num_threads(threads)
-    from mmrag.models.local_lm import LocalLM
-
-    return LocalLM(model, dtype=dtype)
 
 
 class LLMGenerator(Generator):

@@ -9,12 +9,13 @@ the video as `media`, so their audio is embedded the same way.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from mmrag.errors import IngestError
 from mmrag.index.embedders import FieldEmbedder
+from mmrag.index.fields import AUDIO_TEXT
 from mmrag.media.decode import decode_audio
 from mmrag.models.clap import ClapEncoder
 from mmrag.types import Document, Modality
@@ -36,6 +37,8 @@ def span_samples(doc: Document, samples: np.ndarray, rate: int) -> np.ndarray:
 
 class AudioFieldEmbedder(FieldEmbedder):
     """Embeds AUDIO documents (speech segments and whole-clip sounds) with an audio encoder."""
+
+    space: ClassVar[str] = AUDIO_TEXT
 
     def __init__(self, encoder: ClapEncoder, field: str = "audio", batch_size: int = 8) -> None:
         self.encoder = encoder

@@ -18,6 +18,7 @@ from mmrag.errors import StoreError
 from mmrag.index.analyzer import Analyzer
 from mmrag.index.batch import Batch
 from mmrag.index.bm25 import BM25Params
+from mmrag.index.fields import TEXT, FieldSpec
 from mmrag.types import Document
 
 Scored = list[tuple[Document, float]]  # best first
@@ -42,16 +43,17 @@ class Candidates:
 
 
 def field_exists(
-    fields: dict[str, dict[str, Any]], name: str, dim: int, encoder: dict[str, Any]
+    fields: dict[str, dict[str, Any]], name: str, dim: int, encoder: dict[str, Any], space: str
 ) -> bool:
-    """Whether vector field `name` is declared already; refuses a different encoder or dim,
-    so vectors from two models never share a field."""
+    """Whether vector field `name` is declared already; refuses a different encoder, dim
+    or space, so vectors from two models never share a field."""
     if name not in fields:
         return False
-    if fields[name]["encoder"] != encoder or fields[name]["dim"] != dim:
+    stored = FieldSpec.from_dict(fields[name])
+    if not stored.same_vectors(FieldSpec(space, dim, encoder)):
         raise StoreError(
-            f"vector field {name!r} was built with {fields[name]['encoder']}; "
-            f"refusing to mix in vectors from {encoder}"
+            f"vector field {name!r} holds {stored.space} vectors from {stored.identity}; "
+            f"refusing to mix in {space} vectors from {encoder}"
         )
     return True
 
@@ -76,11 +78,15 @@ class Store(ABC):
     # ---- schema ------------------------------------------------------------------
     @abstractmethod
     def fields(self) -> dict[str, dict[str, Any]]:
-        """Vector fields: name -> {"dim": int, "encoder": {...}}."""
+        """Vector fields: name -> its record, {"space", "dim", "encoder"}; read it with
+        `FieldSpec.from_dict` (records of older stores lack "space")."""
 
     @abstractmethod
-    def ensure_field(self, name: str, dim: int, encoder: dict[str, Any]) -> None:
-        """Declare a vector field, or check that an existing one used the same encoder."""
+    def ensure_field(
+        self, name: str, dim: int, encoder: dict[str, Any], *, space: str = TEXT
+    ) -> None:
+        """Declare a vector field of `space` (index/fields.py) whose vectors `encoder`
+        (its info()) makes, or check that an existing one holds the same."""
 
     @abstractmethod
     def index_config(self) -> dict[str, Any] | None:
@@ -160,6 +166,22 @@ class Store(ABC):
         filters: dict[str, Any] | None = None,
     ) -> list[Scored]:
         """Nearest neighbours in a vector field (inner product on normalised vectors)."""
+
+    def search_hybrid(
+        self,
+        queries: Sequence[str],
+        vectors: dict[str, np.ndarray],
+        k: int,
+        *,
+        sparse: bool = True,
+        fusion: str = "rrf",
+        weights: Sequence[float] | None = None,
+        rrf_k: float = 60.0,
+        depth: int = 100,
+        filters: dict[str, Any] | None = None,
+    ) -> list[Scored]:
+        """BM25 and dense searches fused by the backend itself, where `server_hybrid`."""
+        raise StoreError(f"{type(self).__name__} does not fuse searches itself")
 
     # ---- candidates: search without loading documents ------------------------------
     # A backend that can search by internal keys overrides these four; the defaults

@@ -37,7 +37,7 @@ from mmrag.errors import ConfigError
 
 IdfFn = Callable[[np.ndarray, int], np.ndarray]
 # (tf, norm, k1, delta): plain arithmetic, so it works on scalars and arrays alike and the
-# optional numba kernel in sparse.py compiles these very functions.
+# optional numba kernel in sparse/kernel.py compiles these very functions.
 TfFn = Callable[[Any, Any, float, float], Any]
 
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from mmrag.index.fields import TEXT
 from mmrag.models.text import TextEncoder
 from mmrag.types import Document
 
@@ -19,6 +20,8 @@ from mmrag.types import Document
 class FieldEmbedder(ABC):
     field: str
     dim: int
+    # the space of the field's vectors (mmrag.index.fields): how retrievers read them
+    space: ClassVar[str] = TEXT
     # Whether embed() may run in several threads at once, on disjoint documents, and
     # gains from it; the indexer then splits a batch across its encode workers.
     concurrent: bool = False

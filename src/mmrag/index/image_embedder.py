@@ -10,12 +10,13 @@ multilingual USE space, so a text field built with use-multilingual already serv
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from mmrag.errors import IngestError
 from mmrag.index.embedders import FieldEmbedder
+from mmrag.index.fields import IMAGE_TEXT
 from mmrag.models.image import ImageTextEncoder
 from mmrag.types import Document, Modality
 
@@ -50,6 +51,8 @@ def register_picture(modality: Modality, picture: PictureOf) -> None:
 
 class ImageFieldEmbedder(FieldEmbedder):
     """Embeds image and page documents (and optionally text) into an image–text space."""
+
+    space: ClassVar[str] = IMAGE_TEXT
 
     def __init__(
         self,

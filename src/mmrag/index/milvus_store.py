@@ -32,6 +32,7 @@ from mmrag.index.analyzer import Analyzer
 from mmrag.index.base import Scored, Store, field_exists
 from mmrag.index.batch import Batch
 from mmrag.index.bm25 import BM25Params
+from mmrag.index.fields import TEXT, FieldSpec
 from mmrag.index.milvus_filters import literal, to_milvus_expr
 from mmrag.index.milvus_schema import (
     DOC_FIELDS,
@@ -296,9 +297,11 @@ class MilvusStore(Store):
     def fields(self) -> dict[str, dict[str, Any]]:
         return dict(self.meta["fields"])
 
-    def ensure_field(self, name: str, dim: int, encoder: dict[str, Any]) -> None:
+    def ensure_field(
+        self, name: str, dim: int, encoder: dict[str, Any], *, space: str = TEXT
+    ) -> None:
         current = self.meta["fields"]
-        if field_exists(current, name, dim, encoder):
+        if field_exists(current, name, dim, encoder, space):
             return
         self._check_writable()
         check_field_name(name)
@@ -313,7 +316,7 @@ class MilvusStore(Store):
                 )
             self._call(f"drop {self.name}", lambda: self.client.drop_collection(self.name))
             self._chunks_ready = False
-        current[name] = {"dim": int(dim), "encoder": encoder}
+        current[name] = FieldSpec(space, int(dim), encoder).to_dict()
         self._save_meta(self.meta)
 
     def index_config(self) -> dict[str, Any] | None:
@@ -598,6 +601,10 @@ class MilvusStore(Store):
         search_params = {"metric_type": "IP", "params": {"ef": max(self.ef_search, 2 * k)}}
         results = self._search(vecs.tolist(), VEC + field, k, search_params, filters, field)
         return [[(_document(h["entity"]), float(h["distance"])) for h in hits] for hits in results]
+
+    @property
+    def server_hybrid(self) -> bool:  # type: ignore[override]
+        return self.caps.hybrid and self.caps.bm25 and bool(self.meta.get("bm25"))
 
     def search_hybrid(
         self,

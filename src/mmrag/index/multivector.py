@@ -16,11 +16,12 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from mmrag.index.embedders import FieldEmbedder
+from mmrag.index.fields import PAGE
 from mmrag.index.image_embedder import PICTURES
 from mmrag.models.page_encoders import PageEncoder
 from mmrag.models.text import normalise
@@ -89,6 +90,8 @@ def pooled(matrices: Sequence[np.ndarray]) -> np.ndarray:
 
 class PageFieldEmbedder(FieldEmbedder):
     """Pooled vectors into the store's field; token matrices into the side table."""
+
+    space: ClassVar[str] = PAGE
 
     def __init__(
         self,

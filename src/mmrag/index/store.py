@@ -38,6 +38,7 @@ from mmrag.index.base import Candidates, Scored, Store, field_exists
 from mmrag.index.batch import Batch, FieldVectors, SourceInfo
 from mmrag.index.bm25 import BM25Params
 from mmrag.index.dense import DenseIndex
+from mmrag.index.fields import TEXT, FieldSpec
 from mmrag.index.filters import to_sql
 from mmrag.index.reconcile import Plan
 from mmrag.index.sparse import SparseIndex
@@ -164,16 +165,16 @@ class EmbeddedStore(Store):
 
     @_locked
     def fields(self) -> dict[str, dict[str, Any]]:
-        """Vector fields: name -> {"dim": int, "encoder": {...}}."""
         return self._meta("fields") or {}
 
     @_locked
-    def ensure_field(self, name: str, dim: int, encoder: dict[str, Any]) -> None:
-        """Declare a vector field, or check that an existing one used the same encoder."""
+    def ensure_field(
+        self, name: str, dim: int, encoder: dict[str, Any], *, space: str = TEXT
+    ) -> None:
         current = self.fields()
-        if field_exists(current, name, dim, encoder):
+        if field_exists(current, name, dim, encoder, space):
             return
-        current[name] = {"dim": dim, "encoder": encoder}
+        current[name] = FieldSpec(space, dim, encoder).to_dict()
         with self.db:
             self._set_meta("fields", current)
         self.dense[name] = DenseIndex(dim)

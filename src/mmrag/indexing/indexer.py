@@ -131,7 +131,7 @@ class Indexer:
         self._warmed: set[FieldEmbedder] = set()  # embedders run once before going concurrent
         with self._lock:
             for e in self.embedders:
-                store.ensure_field(e.field, e.dim, e.info())
+                store.ensure_field(e.field, e.dim, e.info(), space=e.space)
             stored = store.analyzer
         # A copy for the preparing thread: PyStemmer objects are not thread-safe, and the
         # store's own analyser serves searches meanwhile.

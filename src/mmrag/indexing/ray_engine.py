@@ -240,7 +240,7 @@ def index_paths_with_ray(
         files.append(str(path))
     # The driver declares the fields (the store checks the encoders) before any work.
     for e in field_embedders(chosen, None):
-        store.ensure_field(e.field, e.dim, e.info())
+        store.ensure_field(e.field, e.dim, e.info(), space=e.space)
     by_path: dict[str, set[str]] = {}
     for s in store.sources():
         by_path.setdefault(s["path"], set()).add(s["source_id"])

@@ -26,6 +26,7 @@ from mmrag.errors import ConfigError, IngestError
 from mmrag.models.text import normalise
 from mmrag.progress import progress as progress_bar
 from mmrag.registry import Registry, require
+from mmrag.types import Modality, Query
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -218,3 +219,20 @@ def image_encoder_from_info(info: dict[str, Any]) -> ImageTextEncoder:
             "(its model or head changed since the store was built)"
         )
     return encoder
+
+
+# Documents an image-text field holds vectors for (video: its shots' keyframe vectors).
+VISUAL = (Modality.IMAGE, Modality.PAGE, Modality.VIDEO)
+
+
+def query_vectors(encoder: ImageTextEncoder, queries: Sequence[Query]) -> np.ndarray:
+    """One unit vector per query: its text, its image, or the normalised sum of both."""
+    out = np.zeros((len(queries), encoder.dim), dtype=np.float32)
+    with_text = [i for i, q in enumerate(queries) if q.text.strip()]
+    with_image = [i for i, q in enumerate(queries) if q.image]
+    if with_text:
+        out[with_text] += encoder.encode_texts([queries[i].text for i in with_text])
+    if with_image:
+        out[with_image] += encoder.encode_images([queries[i].image for i in with_image])
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    return out / np.maximum(norms, 1e-12)

@@ -15,9 +15,8 @@ from typing import Any
 import numpy as np
 
 from mmrag.errors import IngestError
-from mmrag.models.image import ImageTextEncoder, load_image_encoder
+from mmrag.models.image import VISUAL, ImageTextEncoder, load_image_encoder, query_vectors
 from mmrag.rerank.base import Reranker
-from mmrag.retrieve.crossmodal import VISUAL, query_vectors
 from mmrag.types import Document, Hit, Query, StageReport
 
 MediaResolver = Callable[[Document], Path | None]
@@ -27,7 +26,7 @@ def local_media(root: str | Path | None = None) -> MediaResolver:
     """Find a document's image: inside the store folder `root` when given (never outside
     it), else its `media` or `source` as a path on disk."""
     if root is not None:
-        from mmrag.pipeline import media_resolver
+        from mmrag.index.media import media_resolver
 
         return media_resolver(root)
 

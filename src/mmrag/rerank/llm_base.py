@@ -58,7 +58,7 @@ class LLMReranker(Reranker):
         if max_passage_words < 1:
             raise ConfigError(f"max_passage_words must be positive, got {max_passage_words}")
         if lm is None:
-            from mmrag.generate.llm import make_lm
+            from mmrag.models.make_lm import make_lm
 
             lm = make_lm(model, base_url, api_key, api_key_env, timeout, retries, concurrency)
         self.lm = lm

@@ -16,8 +16,9 @@ import numpy as np
 from mmrag.errors import IngestError, StoreError
 from mmrag.index.audio_embedder import span_samples
 from mmrag.index.base import Store
+from mmrag.index.fields import field_spec, load_encoder
 from mmrag.ingest.media_decode import decode_audio
-from mmrag.models.clap import ClapEncoder, audio_encoder_from_info
+from mmrag.models.clap import ClapEncoder
 from mmrag.models.whisper import SAMPLE_RATE, EncodedAudio, WhisperTranscriber
 from mmrag.retrieve.base import Retriever, as_query, to_ranked
 from mmrag.retrieve.crossmodal import with_modalities
@@ -36,12 +37,11 @@ class AudioTextRetriever(Retriever):
         encoder: ClapEncoder | None = None,
         modalities: Sequence[Modality] = (Modality.AUDIO,),
     ) -> None:
-        fields = store.fields()
-        if field not in fields:
+        if field not in store.fields():
             raise StoreError(f"the store has no vector field {field!r}; index with --audio-encoder")
         self.store = store
         self.field = field
-        self.encoder = encoder or audio_encoder_from_info(fields[field]["encoder"])
+        self.encoder = encoder or load_encoder(field_spec(store, field))
         self.modalities = tuple(modalities)
 
     def retrieve_many(self, queries: Sequence[Query | str], k: int = 10) -> list[Ranked]:

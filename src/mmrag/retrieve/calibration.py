@@ -10,13 +10,53 @@ each member's raw cosine into a probability of relevance that fusion can compare
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-from mmrag.retrieve.crossmodal import Platt
+import numpy as np
+
+from mmrag.errors import ConfigError
 
 CALIBRATIONS = "calibrations.json"
+
+
+@dataclass(frozen=True, slots=True)
+class Platt:
+    """P(relevant | score) = sigmoid(a * score + b), fitted per retriever (Platt, 1999)."""
+
+    a: float
+    b: float
+
+    def __call__(self, scores: np.ndarray) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-(self.a * scores + self.b)))
+
+
+def fit_platt(scores: Sequence[float], labels: Sequence[int], iters: int = 100) -> Platt:
+    """Logistic regression of labels on scores by Newton's method, with Platt's smoothed
+    targets so a separable sample does not send the slope to infinity."""
+    s = np.asarray(scores, np.float64)
+    y = np.asarray(labels, np.float64)
+    if len(s) != len(y) or not len(s):
+        raise ConfigError("fit_platt needs one label per score")
+    pos, neg = y.sum(), len(y) - y.sum()
+    if pos == 0 or neg == 0:
+        raise ConfigError("fit_platt needs relevant and non-relevant examples")
+    t = np.where(y > 0, (pos + 1) / (pos + 2), 1 / (neg + 2))
+    a, b = 0.0, math.log((pos + 1) / (neg + 1))
+    for _ in range(iters):
+        p = 1 / (1 + np.exp(-(a * s + b)))
+        g = np.array([((p - t) * s).sum(), (p - t).sum()])
+        w = p * (1 - p) + 1e-12
+        h = np.array([[(w * s * s).sum(), (w * s).sum()], [(w * s).sum(), w.sum()]])
+        step = np.linalg.solve(h + 1e-9 * np.eye(2), g)
+        a, b = a - step[0], b - step[1]
+        if np.abs(step).max() < 1e-9:
+            break
+    return Platt(float(a), float(b))
 
 
 def encoder_key(field_info: dict[str, Any]) -> str:

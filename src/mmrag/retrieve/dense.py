@@ -6,18 +6,21 @@ from collections.abc import Sequence
 
 from mmrag.errors import StoreError
 from mmrag.index.base import Store
-from mmrag.models.text import TextEncoder, load_text_encoder
+from mmrag.index.fields import TEXT, field_spec, load_encoder
+from mmrag.models.text import TextEncoder
 from mmrag.retrieve.base import CandidateRetriever, Found
 from mmrag.types import Query, StageReport, timed
 
 
 def encoder_for_field(store: Store, field: str) -> TextEncoder:
-    fields = store.fields()
-    if field not in fields:
+    """The text encoder a field was built with, with every parameter it was built with."""
+    if field not in store.fields():
         raise StoreError(f"the store has no vector field {field!r}; index with a dense encoder")
-    info = dict(fields[field]["encoder"])
-    kind = info.pop("kind")
-    return load_text_encoder(kind, model=info["model"])
+    spec = field_spec(store, field)
+    if spec.space != TEXT:
+        raise StoreError(f"vector field {field!r} holds {spec.space} vectors, not text ones")
+    encoder: TextEncoder = load_encoder(spec)
+    return encoder
 
 
 class DenseRetriever(CandidateRetriever):

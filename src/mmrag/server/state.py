@@ -14,9 +14,10 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from mmrag.index.media import media_resolver
 from mmrag.index.open import open_store
 from mmrag.indexing import IndexConfig, Indexer, build_indexer, config_of
-from mmrag.pipeline import Pipeline, default_retriever_name, media_resolver
+from mmrag.pipeline import Pipeline, default_retriever_name
 from mmrag.retrieve import RETRIEVERS, Retriever
 from mmrag.server.batching import SearchBatcher
 from mmrag.server.settings import ServerSettings

@@ -30,8 +30,8 @@ def run_rerank_eval(
 ) -> dict[str, Any]:
     """The reusable body of `mmrag eval rerank` and `mmrag eval beir --reranker`: build
     the reranker by name and score it over the first stage's top `depth`."""
+    from mmrag.eval.rerank import eval_beir, eval_dl19
     from mmrag.rerank import RERANKERS
-    from mmrag.rerank.evaluate import eval_beir, eval_dl19
 
     if depth < 1 or (queries is not None and queries < 1):
         raise ConfigError("depth and queries must be positive")

@@ -47,8 +47,8 @@ def run_refine_eval(
     questions: int | None,
     params: dict[str, Any],
 ) -> dict[str, Any]:
+    from mmrag.eval.refine import evaluate_refiner, hotpot_samples, squad_samples
     from mmrag.refine import load_refiner
-    from mmrag.refine.eval_tasks import evaluate_refiner, hotpot_samples, squad_samples
 
     path = dataset_file(task, directory)
     samples = (
