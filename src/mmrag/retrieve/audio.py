@@ -17,7 +17,7 @@ from mmrag.errors import IngestError, StoreError
 from mmrag.index.audio_embedder import span_samples
 from mmrag.index.base import Store
 from mmrag.index.fields import field_spec, load_encoder
-from mmrag.ingest.media_decode import decode_audio
+from mmrag.media.decode import decode_audio
 from mmrag.models.clap import ClapEncoder
 from mmrag.models.whisper import SAMPLE_RATE, EncodedAudio, WhisperTranscriber
 from mmrag.retrieve.base import Retriever, as_query, to_ranked
