@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+# audio and video fixtures (Whisper, narrated clips), shared by ingest, models and cli tests
+pytest_plugins = ["tests.av_fixtures"]
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("MMRAG_DATA", ROOT.parent / "shared" / "data")).resolve()
 CACHE = Path(os.environ.get("MMRAG_CACHE", ROOT / ".mmrag-cache"))

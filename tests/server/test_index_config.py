@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from mmrag.cli import app
 from mmrag.index.store import EmbeddedStore
 from mmrag.server import ServerSettings
-from tests.media.tiny_clap import build_tiny_clap
+from tests.models.tiny_clap import build_tiny_clap
 from tests.server.conftest import flickr_images, live_server
 
 runner = CliRunner()

@@ -12,7 +12,7 @@ import torch
 from mmrag.errors import ConfigError
 from mmrag.media.decode import decode_audio
 from mmrag.models.clap import ClapEncoder, audio_encoder_from_info, load_audio_encoder
-from tests.media.tiny_clap import build_tiny_clap
+from tests.models.tiny_clap import build_tiny_clap
 
 CLIPS = ("4-132803-A-26.flac", "2-104105-B-19.flac")
 

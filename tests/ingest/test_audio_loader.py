@@ -13,7 +13,7 @@ from mmrag.ingest.files import ContentKind, load, scan, sniff
 from mmrag.ingest.spoken_numbers import number_aliases, with_number_aliases
 from mmrag.media.decode import decode_audio
 from mmrag.types import Modality
-from tests.media.conftest import write_audio
+from tests.av_fixtures import write_audio
 
 SEVEN = "7_george_0.wav"
 LAUGHING = "4-132803-A-26.flac"
@@ -77,7 +77,7 @@ def test_wav_decodes_to_the_samples_the_standard_library_reads(seven):
 
 def test_flac_decodes_like_the_same_audio_as_wav(data_dir, tmp_path):
     """A FLAC clip and its lossless re-encoding as 16-bit WAV decode alike."""
-    from tests.media.conftest import write_audio
+    from tests.av_fixtures import write_audio
 
     flac = decode_audio(data_dir / "esc50" / "audio" / LAUGHING)
     assert flac.duration == pytest.approx(5.0, abs=0.01)
@@ -194,7 +194,7 @@ def test_a_lone_digit_misheard_as_a_word_is_still_read_as_the_digit(data_dir):
 
 def test_a_short_word_that_is_no_number_gets_no_reading(tmp_path):
     from mmrag.eval.constructed_video import speak
-    from tests.media.conftest import write_audio
+    from tests.av_fixtures import write_audio
 
     path = write_audio(tmp_path / "hello.wav", speak("hello"), 16_000, "pcm_s16le", "wav")
     (source,) = load(path).sources

@@ -145,7 +145,7 @@ def test_video_without_audio_gives_shots_only(silent_clip):
 
 def test_audio_only_mp4_gives_its_transcript(tmp_path, data_dir):
     from mmrag.eval.constructed_video import speak
-    from tests.media.conftest import write_audio
+    from tests.av_fixtures import write_audio
 
     path = write_audio(
         tmp_path / "voice.mp4", speak("The weather is sunny today."), 16_000, "aac", "mp4"

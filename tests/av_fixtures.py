@@ -1,4 +1,5 @@
-"""Fixtures for audio and video tests: Whisper tiny.en (packaged) and constructed clips.
+"""Fixtures for audio and video tests (a plugin of tests/conftest.py): Whisper tiny.en
+(packaged) and constructed clips.
 
 The clips are built here from three held-out ("test" split) Flickr8k photos, each
 narrated by espeak-ng reading its first caption: no real video data set exists here.
