@@ -2,7 +2,7 @@
 
 Documents, their vectors (one column per vector field) and the BM25 input live in one
 collection; source content hashes in a second; schema metadata in a third (see
-`milvus_schema`). Text is analysed by mmrag's own `Analyzer` and the resulting terms are
+`schema.py`). Text is analysed by mmrag's own `Analyzer` and the resulting terms are
 fed to Milvus's BM25 function, so the vocabulary (stemming, stopwords, CJK segmentation)
 is the embedded store's, whichever tokenizers the server offers.
 
@@ -33,8 +33,8 @@ from mmrag.index.base import Scored, Store, field_exists
 from mmrag.index.batch import Batch
 from mmrag.index.bm25 import BM25Params
 from mmrag.index.fields import TEXT, FieldSpec
-from mmrag.index.milvus_filters import literal, to_milvus_expr
-from mmrag.index.milvus_schema import (
+from mmrag.index.milvus.filters import literal, to_milvus_expr
+from mmrag.index.milvus.schema import (
     DOC_FIELDS,
     FORMAT,
     HAS,
