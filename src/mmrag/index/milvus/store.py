@@ -10,20 +10,18 @@ Milvus has no transactions, so `write` orders its steps for resumability instead
 documents of the batch's sources go first, new ones are upserted by id, and the source
 hashes are recorded last. A write cut short leaves its sources without a hash, so the
 next run redoes them, and upserts by id never duplicate a document. Each server call is
-retried with backoff when the server is unreachable, then reported as a `StoreError`.
+retried with backoff while the server is unreachable (client.py), then reported as a
+`StoreError`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import logging
 import re
-import time
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
@@ -33,6 +31,7 @@ from mmrag.index.base import Scored, Store, field_exists
 from mmrag.index.batch import Batch
 from mmrag.index.bm25 import BM25Params
 from mmrag.index.fields import TEXT, FieldSpec
+from mmrag.index.milvus.client import CONSISTENCY, Connection
 from mmrag.index.milvus.filters import literal, to_milvus_expr
 from mmrag.index.milvus.schema import (
     DOC_FIELDS,
@@ -54,25 +53,11 @@ from mmrag.index.milvus.schema import (
 from mmrag.registry import require
 from mmrag.types import Document, Modality, Span
 
-T = TypeVar("T")
 DEFAULT_DENSE_INDEX: dict[str, Any] = {
     "index_type": "HNSW",
     "params": {"M": 16, "efConstruction": 200},
 }
 _IN_CHUNK = 500  # ids per `in [...]` expression
-# Session: a client reads its own writes without Strong's wait for the next time tick
-# (about 200 ms per search on Milvus 2.3, measured in bench/scale.py); other clients
-# see the data once it is flushed, which `checkpoint` does at the end of an index run.
-# Milvus 2.3 returns no timestamp for a delete, so pymilvus's session clock does not
-# advance and a Session read right after a delete still sees the deleted rows: reads
-# of a collection with deletes not yet followed by an upsert are made Strong instead.
-CONSISTENCY = "Session"
-# pymilvus pings an idle connection every 10 s; gRPC servers left at the library's
-# defaults, as Milvus Lite's is, allow one ping per 5 minutes without calls and drop the
-# connection ("too many pings") after two more. A dedicated connection (closed with the
-# store, not shared per URI) that pings less often keeps working with every server; a
-# dead connection is still noticed by the call timeout, and the call is retried.
-GRPC_OPTIONS = {"grpc.keepalive_time_ms": 330_000}
 # Milvus allows 255 characters; the two companion collections add 9.
 _COLLECTION = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,200}$")
 
@@ -97,118 +82,43 @@ class MilvusStore(Store):
         retry_delay: float = 0.5,
     ) -> None:
         require("pymilvus", "scale")
-        from pymilvus import MilvusClient, MilvusException
-
         if not _COLLECTION.match(collection):
             raise ConfigError(
                 f"Milvus collection name {collection!r}: letters, digits and _, "
                 "starting with a letter"
             )
         self.uri, self.name, self.read_only = uri, collection, read_only
-        self.timeout, self.retries, self.retry_delay = timeout, retries, retry_delay
         self.ef_search = ef_search
-        try:
-            self.client = MilvusClient(
-                uri=uri, timeout=timeout, dedicated=True, grpc_options=GRPC_OPTIONS
-            )
-            self.caps: Capabilities = capabilities(self.client.get_server_version())
-        except MilvusException as exc:
-            raise StoreError(f"cannot reach Milvus at {uri}: {exc.message}") from exc
+        self._meta_name, self._sources_name = f"{collection}__meta", f"{collection}__sources"
+        self.conn = Connection(
+            uri,
+            (self._meta_name, self._sources_name, collection),
+            timeout=timeout,
+            retries=retries,
+            retry_delay=retry_delay,
+        )
+        self.caps: Capabilities = capabilities(self.conn.server_version)
         # Milvus 2.3.5's HNSW misses true neighbours whatever ef is (SciFact: 86 % of the
         # exact top 10 at ef 1,000, nDCG@10 0.590 against 0.645; bench/scale.py), so 2.3
         # gets the exact FLAT index unless the caller names one.
         default = DEFAULT_DENSE_INDEX if self.caps.hnsw else {"index_type": "FLAT"}
         self.dense_index = dense_index or default
-        self._meta_name, self._sources_name = f"{collection}__meta", f"{collection}__sources"
-        self._unsynced_deletes: set[str] = set()  # collections to read with Strong
         self.meta = self._open_meta(create, analyzer, bm25 or BM25Params())
         self.analyzer = self._check_analyzer(analyzer)
         self._chunks_ready = self._check_chunks()
-        self._call("load collections", self._load)  # no-op unless the server restarted
+        self.conn.call("load collections", self.conn.load)  # no-op unless the server restarted
         self.blob_dir = Path(blob_dir).expanduser() if blob_dir else _default_blob_dir(collection)
 
-    # ---- server calls -------------------------------------------------------------
-
-    def _call(self, what: str, fn: Callable[[], T]) -> T:
-        """Run one server call; retry while the server is unreachable, then raise StoreError."""
-        from pymilvus import MilvusException
-
-        delay = self.retry_delay
-        for attempt in range(self.retries + 1):
-            try:
-                return fn()
-            except MilvusException as exc:
-                if _released(exc) and attempt < self.retries:
-                    # A restarted Milvus Lite comes back with its collections released; it
-                    # may still be opening them, so loading waits like any other retry.
-                    with contextlib.suppress(MilvusException):
-                        self._load()
-                elif not _transient(exc) or attempt == self.retries:
-                    raise StoreError(
-                        f"Milvus at {self.uri}: {what} failed"
-                        f"{f' after {attempt + 1} attempts' if attempt else ''}: {exc.message}"
-                    ) from exc
-            except Exception as exc:  # grpc errors surface unwrapped from some calls
-                if type(exc).__module__.split(".")[0] != "grpc" or attempt == self.retries:
-                    raise
-            time.sleep(delay)
-            delay *= 2
-        raise AssertionError("unreachable")
-
-    def _load(self) -> None:
-        for name in (self._meta_name, self._sources_name, self.name):
-            if self.client.has_collection(name):
-                self.client.load_collection(name)
-
-    def _has(self, name: str) -> bool:
-        return self._call("has_collection", lambda: self.client.has_collection(name))
-
-    def _consistency(self, collection: str) -> dict[str, Any]:
-        """Read options that make this client's own deletes visible (see CONSISTENCY)."""
-        return {"consistency_level": "Strong"} if collection in self._unsynced_deletes else {}
-
-    def _upsert(self, what: str, collection: str, rows: list[dict[str, Any]]) -> None:
-        self._call(what, lambda: self.client.upsert(collection, rows))
-        # the upsert's timestamp is later than the deletes: Session reads now cover them
-        self._unsynced_deletes.discard(collection)
-
-    def _delete_ids(self, what: str, collection: str, ids: list[str]) -> None:
-        self._call(what, lambda: self.client.delete(collection, ids=ids))
-        self._unsynced_deletes.add(collection)
-
-    def _query(self, collection: str, expr: str, fields: list[str]) -> list[dict[str, Any]]:
-        level = self._consistency(collection)
-        return self._call(
-            f"query {collection}",
-            lambda: list(self.client.query(collection, filter=expr, output_fields=fields, **level)),
-        )
-
-    def _iterate(
-        self, collection: str, fields: list[str], batch: int = 1000, expr: str = ""
-    ) -> Iterator[dict]:
-        """Every row of a collection (that `expr` matches), in pages: query_iterator keeps
-        memory bounded, where one query would stop at the server's result window."""
-        it = self._call(
-            f"iterate {collection}",
-            lambda: self.client.query_iterator(
-                collection,
-                batch_size=batch,
-                filter=expr,
-                output_fields=fields,
-                **self._consistency(collection),
-            ),
-        )
-        try:
-            while page := self._call(f"iterate {collection}", it.next):
-                yield from page
-        finally:
-            it.close()
+    @property
+    def client(self) -> Any:
+        """The pymilvus `MilvusClient` (None once the store is closed)."""
+        return self.conn.client
 
     # ---- opening ------------------------------------------------------------------
 
     def _open_meta(self, create: bool, analyzer: Analyzer | None, bm25: BM25Params) -> dict:
-        if self._has(self._meta_name):
-            rows = self._query(self._meta_name, 'key == "schema"', ["value"])
+        if self.conn.has(self._meta_name):
+            rows = self.conn.query(self._meta_name, 'key == "schema"', ["value"])
             if not rows:
                 raise StoreError(f"Milvus at {self.uri}: {self._meta_name} has no schema record")
             meta = json.loads(rows[0]["value"])
@@ -218,7 +128,7 @@ class MilvusStore(Store):
                     f"{meta.get('format')}, this mmrag reads {FORMAT}"
                 )
             return meta
-        if self._has(self.name):
+        if self.conn.has(self.name):
             raise StoreError(
                 f"collection {self.name} at {self.uri} was not created by mmrag "
                 f"(no {self._meta_name}); refusing to write into it"
@@ -239,7 +149,7 @@ class MilvusStore(Store):
         }
         for name, build in ((self._meta_name, meta_schema), (self._sources_name, sources_schema)):
             schema, index = build(self.client)
-            self._call(
+            self.conn.call(
                 f"create {name}",
                 lambda name=name, schema=schema, index=index: self.client.create_collection(
                     name, schema=schema, index_params=index, consistency_level=CONSISTENCY
@@ -250,7 +160,7 @@ class MilvusStore(Store):
 
     def _save_meta(self, meta: dict[str, Any]) -> None:
         row = {"key": "schema", "value": json.dumps(meta), "_v": [0.0, 0.0]}
-        self._upsert("save schema", self._meta_name, [row])
+        self.conn.upsert("save schema", self._meta_name, [row])
 
     def _check_analyzer(self, analyzer: Analyzer | None) -> Analyzer:
         stored = self.meta["analyzer"]
@@ -263,9 +173,9 @@ class MilvusStore(Store):
 
     def _check_chunks(self) -> bool:
         """Whether the documents collection exists, after checking it matches the metadata."""
-        if not self._has(self.name):
+        if not self.conn.has(self.name):
             return False
-        desc = self._call("describe", lambda: self.client.describe_collection(self.name))
+        desc = self.conn.call("describe", lambda: self.client.describe_collection(self.name))
         problems = schema_problems(desc, self.meta)
         if problems:
             raise StoreError(
@@ -289,7 +199,7 @@ class MilvusStore(Store):
                     self.name, schema=schema, index_params=index, consistency_level=CONSISTENCY
                 )
 
-        self._call(f"create {self.name}", create)
+        self.conn.call(f"create {self.name}", create)
         self._chunks_ready = True
 
     # ---- schema -------------------------------------------------------------------
@@ -314,7 +224,7 @@ class MilvusStore(Store):
                     f"{sorted(current)}; Milvus cannot add field {name!r} to it "
                     "(index into a new collection)"
                 )
-            self._call(f"drop {self.name}", lambda: self.client.drop_collection(self.name))
+            self.conn.call(f"drop {self.name}", lambda: self.client.drop_collection(self.name))
             self._chunks_ready = False
         current[name] = FieldSpec(space, int(dim), encoder).to_dict()
         self._save_meta(self.meta)
@@ -342,7 +252,7 @@ class MilvusStore(Store):
         self._delete_chunks_where("source_id", source_ids)
         for start in range(0, len(rows), 1000):
             part = rows[start : start + 1000]
-            self._upsert("upsert documents", self.name, part)
+            self.conn.upsert("upsert documents", self.name, part)
         if batch.sources:
             sources = [
                 {
@@ -355,7 +265,7 @@ class MilvusStore(Store):
                 }
                 for s in batch.sources
             ]
-            self._upsert("record sources", self._sources_name, sources)
+            self.conn.upsert("record sources", self._sources_name, sources)
 
     def _rows(self, batch: Batch) -> list[dict[str, Any]]:
         fields = self.meta["fields"]
@@ -412,14 +322,14 @@ class MilvusStore(Store):
         for start in range(0, len(values), _IN_CHUNK):
             part = list(values[start : start + _IN_CHUNK])
             expr = f"{column} in [{', '.join(literal(v) for v in part)}]"
-            out.extend(r["id"] for r in self._query(self.name, expr, ["id"]))
+            out.extend(r["id"] for r in self.conn.query(self.name, expr, ["id"]))
         return out
 
     def _delete_chunks_where(self, column: str, values: Sequence[str]) -> list[str]:
         ids = self._ids_where(column, values)
         for start in range(0, len(ids), _IN_CHUNK):
             part = ids[start : start + _IN_CHUNK]
-            self._delete_ids("delete documents", self.name, part)
+            self.conn.delete_ids("delete documents", self.name, part)
         return ids
 
     def delete_sources(self, source_ids: Sequence[str]) -> int:
@@ -427,7 +337,7 @@ class MilvusStore(Store):
         removed = self._delete_chunks_where("source_id", list(source_ids))
         for start in range(0, len(source_ids), _IN_CHUNK):
             part = list(source_ids[start : start + _IN_CHUNK])
-            self._delete_ids("delete sources", self._sources_name, part)
+            self.conn.delete_ids("delete sources", self._sources_name, part)
         return len(removed)
 
     def delete(self, doc_ids: Sequence[str]) -> int:
@@ -439,7 +349,7 @@ class MilvusStore(Store):
         unsealed rows by rebuilding their BM25 index on every query, so sealing after a
         bulk load is what makes its searches fast."""
         if not self.read_only and self._chunks_ready:
-            self._call("flush", lambda: self.client.flush(self.name))
+            self.conn.call("flush", lambda: self.client.flush(self.name))
 
     def store_blob(self, path: str | Path) -> str:
         """Copy a media file into the blob folder; returns its reference, relative to it."""
@@ -463,9 +373,8 @@ class MilvusStore(Store):
         return self.blob_dir
 
     def close(self) -> None:
-        if getattr(self, "client", None) is not None:
-            self.client.close()
-            self.client = None  # type: ignore[assignment]
+        if getattr(self, "conn", None) is not None:
+            self.conn.close()
 
     # ---- reading ------------------------------------------------------------------
 
@@ -475,7 +384,7 @@ class MilvusStore(Store):
         return self._count(self.name, "")
 
     def _count(self, collection: str, expr: str) -> int:
-        rows = self._query(collection, expr, ["count(*)"])
+        rows = self.conn.query(collection, expr, ["count(*)"])
         return int(rows[0]["count(*)"])
 
     def info(self) -> dict[str, Any]:
@@ -502,13 +411,13 @@ class MilvusStore(Store):
     def source_hashes(self) -> dict[str, str]:
         return {
             r["source_id"]: r["content_hash"]
-            for r in self._iterate(self._sources_name, ["source_id", "content_hash"])
+            for r in self.conn.iterate(self._sources_name, ["source_id", "content_hash"])
         }
 
     def sources(self) -> list[dict[str, Any]]:
         counts: dict[str, int] = {}
         if self._chunks_ready:
-            for r in self._iterate(self.name, ["source_id"]):
+            for r in self.conn.iterate(self.name, ["source_id"]):
                 counts[r["source_id"]] = counts.get(r["source_id"], 0) + 1
         out = [
             {
@@ -518,7 +427,7 @@ class MilvusStore(Store):
                 "content_hash": r["content_hash"],
                 "chunks": counts.get(r["source_id"], 0),
             }
-            for r in self._iterate(
+            for r in self.conn.iterate(
                 self._sources_name, ["source_id", "path", "title", "content_hash"]
             )
         ]
@@ -532,14 +441,14 @@ class MilvusStore(Store):
         for start in range(0, len(ids), _IN_CHUNK):
             part = ids[start : start + _IN_CHUNK]
             expr = f"id in [{', '.join(literal(v) for v in part)}]"
-            for r in self._query(self.name, expr, DOC_FIELDS):
+            for r in self.conn.query(self.name, expr, DOC_FIELDS):
                 found[r["id"]] = _document(r)
         return [found[i] for i in ids if i in found]
 
     def iter_documents(self, batch: int = 1000) -> Iterator[tuple[Hashable, Document]]:
         if not self._chunks_ready:
             return
-        for r in self._iterate(self.name, DOC_FIELDS, batch):
+        for r in self.conn.iterate(self.name, DOC_FIELDS, batch):
             yield r["id"], _document(r)
 
     def filter_keys(self, filters: dict[str, Any] | None) -> np.ndarray | None:
@@ -548,7 +457,9 @@ class MilvusStore(Store):
         if not self._chunks_ready:
             return np.asarray([], dtype=object)
         expr = to_milvus_expr(filters, exists=self.caps.exists)
-        return np.asarray([r["id"] for r in self._iterate(self.name, ["id"], expr=expr)], object)
+        return np.asarray(
+            [r["id"] for r in self.conn.iterate(self.name, ["id"], expr=expr)], object
+        )
 
     def search_sparse(
         self,
@@ -666,7 +577,7 @@ class MilvusStore(Store):
             raise ConfigError(f"hybrid: unknown fusion {fusion!r}; use rrf or weighted")
         if not self._chunks_ready:
             return [[] for _ in queries]
-        results = self._call(
+        results = self.conn.call(
             "hybrid search",
             lambda: self.client.hybrid_search(
                 self.name,
@@ -674,7 +585,7 @@ class MilvusStore(Store):
                 ranker=ranker,
                 limit=min(k, MAX_TOPK),
                 output_fields=DOC_FIELDS,
-                **self._consistency(self.name),
+                **self.conn.consistency(self.name),
             ),
         )
         return [[(_document(h["entity"]), float(h["distance"])) for h in hits] for hits in results]
@@ -691,7 +602,7 @@ class MilvusStore(Store):
         parts = [f"{HAS}{vector_field} == true"] if vector_field else []
         if filters:
             parts.append(to_milvus_expr(filters, exists=self.caps.exists))
-        return self._call(
+        return self.conn.call(
             f"search {anns_field}",
             lambda: list(
                 self.client.search(
@@ -702,36 +613,10 @@ class MilvusStore(Store):
                     filter=" and ".join(parts),
                     search_params=search_params,
                     output_fields=DOC_FIELDS,
-                    **self._consistency(self.name),
+                    **self.conn.consistency(self.name),
                 )
             ),
         )
-
-
-def _transient(exc: Exception) -> bool:
-    """Whether a failed call may succeed if repeated (server restarting, network blip)."""
-    text = str(getattr(exc, "message", exc)).lower()
-    return any(
-        word in text for word in ("unavailable", "connect", "deadline", "timeout", "not ready")
-    )
-
-
-def _released(exc: Exception) -> bool:
-    text = str(getattr(exc, "message", exc)).lower()
-    return "released" in text or "not loaded" in text or "call load" in text
-
-
-class _QuietRpcErrors(logging.Filter):
-    """Drop pymilvus's per-call error logs and the tracebacks of its reconnect warnings:
-    every failure reaches the caller as a StoreError carrying the same message."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.exc_info = record.exc_text = None
-        return not record.getMessage().startswith("RPC error")
-
-
-for _name in ("pymilvus.decorators", "pymilvus.client.connection_manager"):
-    logging.getLogger(_name).addFilter(_QuietRpcErrors())
 
 
 def _check_length(doc_id: str, what: str, text: str) -> None:
