@@ -16,7 +16,6 @@ retried with backoff while the server is unreachable (client.py), then reported 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Hashable, Iterator, Sequence
@@ -31,6 +30,7 @@ from mmrag.index.base import Scored, Store, field_exists
 from mmrag.index.batch import Batch
 from mmrag.index.bm25 import BM25Params
 from mmrag.index.fields import TEXT, FieldSpec
+from mmrag.index.milvus.blobs import default_blob_dir, store_blob
 from mmrag.index.milvus.client import CONSISTENCY, Connection
 from mmrag.index.milvus.filters import literal, to_milvus_expr
 from mmrag.index.milvus.schema import (
@@ -107,7 +107,7 @@ class MilvusStore(Store):
         self.analyzer = self._check_analyzer(analyzer)
         self._chunks_ready = self._check_chunks()
         self.conn.call("load collections", self.conn.load)  # no-op unless the server restarted
-        self.blob_dir = Path(blob_dir).expanduser() if blob_dir else _default_blob_dir(collection)
+        self.blob_dir = Path(blob_dir).expanduser() if blob_dir else default_blob_dir(collection)
 
     @property
     def client(self) -> Any:
@@ -353,15 +353,7 @@ class MilvusStore(Store):
 
     def store_blob(self, path: str | Path) -> str:
         """Copy a media file into the blob folder; returns its reference, relative to it."""
-        data = Path(path).read_bytes()
-        name = hashlib.sha256(data).hexdigest()[:32] + Path(path).suffix.lower()
-        target = self.blob_dir / name[:2] / name
-        if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_suffix(target.suffix + ".tmp")
-            tmp.write_bytes(data)
-            tmp.replace(target)
-        return str(target.relative_to(self.blob_dir))
+        return store_blob(self.blob_dir, path)
 
     @property
     def blob_root(self) -> Path:
@@ -643,13 +635,6 @@ def _document(row: dict[str, Any]) -> Document:
         span=Span.from_dict(row["span"]),
         metadata=row["metadata"] or {},
     )
-
-
-def _default_blob_dir(collection: str) -> Path:
-    import os
-
-    base = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share"))
-    return base / "mmrag" / "blobs" / collection
 
 
 __all__ = ["DEFAULT_DENSE_INDEX", "MilvusStore"]
