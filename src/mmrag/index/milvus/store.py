@@ -33,14 +33,13 @@ from mmrag.index.fields import TEXT, FieldSpec
 from mmrag.index.milvus.blobs import default_blob_dir, store_blob
 from mmrag.index.milvus.client import CONSISTENCY, Connection
 from mmrag.index.milvus.filters import literal, to_milvus_expr
+from mmrag.index.milvus.rows import document_rows, source_rows, to_document
 from mmrag.index.milvus.schema import (
     DOC_FIELDS,
     FORMAT,
     HAS,
     MAX_TOPK,
-    MAX_VARCHAR,
     SPARSE,
-    TERMS,
     VEC,
     Capabilities,
     capabilities,
@@ -51,7 +50,7 @@ from mmrag.index.milvus.schema import (
     sources_schema,
 )
 from mmrag.registry import require
-from mmrag.types import Document, Modality, Span
+from mmrag.types import Document, Modality
 
 DEFAULT_DENSE_INDEX: dict[str, Any] = {
     "index_type": "HNSW",
@@ -246,7 +245,9 @@ class MilvusStore(Store):
     def write(self, batch: Batch) -> None:
         """Replace the batch's sources and upsert its documents (see the module notes)."""
         self._check_writable()
-        rows = self._rows(batch)
+        rows = document_rows(
+            batch, self.meta["fields"], self.analyzer, bm25=bool(self.meta.get("bm25"))
+        )
         self._ensure_chunks()
         source_ids = [s.source_id for s in batch.sources]
         self._delete_chunks_where("source_id", source_ids)
@@ -254,66 +255,8 @@ class MilvusStore(Store):
             part = rows[start : start + 1000]
             self.conn.upsert("upsert documents", self.name, part)
         if batch.sources:
-            sources = [
-                {
-                    "source_id": s.source_id,
-                    "content_hash": s.content_hash,
-                    "path": s.path or "",
-                    "title": s.title or "",
-                    "metadata": _jsonable(s.metadata),
-                    "_v": [0.0, 0.0],
-                }
-                for s in batch.sources
-            ]
+            sources = source_rows(batch.sources)
             self.conn.upsert("record sources", self._sources_name, sources)
-
-    def _rows(self, batch: Batch) -> list[dict[str, Any]]:
-        fields = self.meta["fields"]
-        n = len(batch.docs)
-        vectors: dict[str, np.ndarray] = {}
-        present: dict[str, np.ndarray] = {}
-        for name, fv in batch.vectors.items():
-            if name not in fields:
-                raise StoreError(f"unknown vector field {name!r}; call ensure_field first")
-            dim = fields[name]["dim"]
-            if len(fv.positions) != len(fv.vectors) or fv.vectors.shape[1:] != (dim,):
-                raise ValueError(f"field {name!r}: vectors do not match positions or dimension")
-            if len(fv.positions) and (fv.positions.min() < 0 or fv.positions.max() >= n):
-                raise ValueError(f"field {name!r}: positions outside the batch")
-            full = np.zeros((n, dim), dtype=np.float32)
-            full[fv.positions] = fv.vectors
-            vectors[name] = full
-            present[name] = np.zeros(n, dtype=bool)
-            present[name][fv.positions] = True
-        tokens = batch.tokens
-        if self.meta.get("bm25") and not tokens:
-            tokens = [self.analyzer.tokens(d.text) for d in batch.docs]
-        if tokens and len(tokens) != n:
-            raise ValueError("one token list per document is required")
-        rows = []
-        for i, doc in enumerate(batch.docs):
-            _check_length(doc.id, "text", doc.text)
-            row: dict[str, Any] = {
-                "id": doc.id,
-                "source_id": doc.source_id or "",
-                "modality": str(doc.modality),
-                "text": doc.text,
-                "source": doc.source or "",
-                "media": doc.media or "",
-                "span": doc.span.to_dict() if doc.span else {},
-                "metadata": _jsonable(doc.metadata),
-            }
-            for name, info in fields.items():
-                # A document without a vector in a field gets zeros, flagged absent, since
-                # Milvus before 2.6 has no nullable vectors.
-                has = name in present and bool(present[name][i])
-                row[HAS + name] = has
-                row[VEC + name] = vectors[name][i].tolist() if has else [0.0] * int(info["dim"])
-            if self.meta.get("bm25"):
-                row[TERMS] = " ".join(tokens[i])
-                _check_length(doc.id, "analysed text", row[TERMS])
-            rows.append(row)
-        return rows
 
     def _ids_where(self, column: str, values: Sequence[str]) -> list[str]:
         if not self._chunks_ready:
@@ -434,14 +377,14 @@ class MilvusStore(Store):
             part = ids[start : start + _IN_CHUNK]
             expr = f"id in [{', '.join(literal(v) for v in part)}]"
             for r in self.conn.query(self.name, expr, DOC_FIELDS):
-                found[r["id"]] = _document(r)
+                found[r["id"]] = to_document(r)
         return [found[i] for i in ids if i in found]
 
     def iter_documents(self, batch: int = 1000) -> Iterator[tuple[Hashable, Document]]:
         if not self._chunks_ready:
             return
         for r in self.conn.iterate(self.name, DOC_FIELDS, batch):
-            yield r["id"], _document(r)
+            yield r["id"], to_document(r)
 
     def filter_keys(self, filters: dict[str, Any] | None) -> np.ndarray | None:
         if not filters:
@@ -483,7 +426,7 @@ class MilvusStore(Store):
         results = self._search([texts[i] for i in todo], SPARSE, k, search_params, filters)
         sign = -1.0 if self.caps.bm25_negated else 1.0
         for i, hits in zip(todo, results, strict=True):
-            out[i] = [(_document(h["entity"]), sign * float(h["distance"])) for h in hits]
+            out[i] = [(to_document(h["entity"]), sign * float(h["distance"])) for h in hits]
         return out
 
     def search_dense(
@@ -503,7 +446,9 @@ class MilvusStore(Store):
             return [[] for _ in range(len(vecs))]
         search_params = {"metric_type": "IP", "params": {"ef": max(self.ef_search, 2 * k)}}
         results = self._search(vecs.tolist(), VEC + field, k, search_params, filters, field)
-        return [[(_document(h["entity"]), float(h["distance"])) for h in hits] for hits in results]
+        return [
+            [(to_document(h["entity"]), float(h["distance"])) for h in hits] for hits in results
+        ]
 
     @property
     def server_hybrid(self) -> bool:  # type: ignore[override]
@@ -580,7 +525,9 @@ class MilvusStore(Store):
                 **self.conn.consistency(self.name),
             ),
         )
-        return [[(_document(h["entity"]), float(h["distance"])) for h in hits] for hits in results]
+        return [
+            [(to_document(h["entity"]), float(h["distance"])) for h in hits] for hits in results
+        ]
 
     def _search(
         self,
@@ -609,32 +556,6 @@ class MilvusStore(Store):
                 )
             ),
         )
-
-
-def _check_length(doc_id: str, what: str, text: str) -> None:
-    size = len(text.encode("utf-8"))
-    if size > MAX_VARCHAR:
-        raise StoreError(
-            f"document {doc_id!r}: {what} is {size} bytes; a Milvus VARCHAR holds {MAX_VARCHAR} "
-            "(index with smaller chunks)"
-        )
-
-
-def _jsonable(value: dict[str, Any]) -> dict[str, Any]:
-    return json.loads(json.dumps(value, ensure_ascii=False, default=str))
-
-
-def _document(row: dict[str, Any]) -> Document:
-    return Document(
-        id=row["id"],
-        text=row["text"],
-        modality=Modality(row["modality"]),
-        source_id=row["source_id"] or None,
-        source=row["source"] or None,
-        media=row["media"] or None,
-        span=Span.from_dict(row["span"]),
-        metadata=row["metadata"] or {},
-    )
 
 
 __all__ = ["DEFAULT_DENSE_INDEX", "MilvusStore"]
