@@ -37,8 +37,6 @@ from mmrag.index.milvus.rows import document_rows, source_rows, to_document
 from mmrag.index.milvus.schema import (
     DOC_FIELDS,
     FORMAT,
-    HAS,
-    MAX_TOPK,
     SPARSE,
     VEC,
     Capabilities,
@@ -48,6 +46,16 @@ from mmrag.index.milvus.schema import (
     meta_schema,
     schema_problems,
     sources_schema,
+)
+from mmrag.index.milvus.search import (
+    dense_params,
+    hybrid_members,
+    hybrid_search,
+    query_terms,
+    ranker,
+    scored,
+    search,
+    search_filter,
 )
 from mmrag.registry import require
 from mmrag.types import Document, Modality
@@ -417,16 +425,18 @@ class MilvusStore(Store):
                 f"collection {self.name} at {self.uri} scores BM25 with k1={bm25['k1']}, "
                 f"b={bm25['b']}, fixed when it was built; asked for k1={params.k1}, b={params.b}"
             )
-        search_params: dict[str, Any] = {"metric_type": "BM25"}
-        texts = [" ".join(self.analyzer.tokens(q)) for q in queries]
+        texts = [query_terms(self.analyzer, q) for q in queries]
         out: list[Scored] = [[] for _ in texts]
         todo = [i for i, t in enumerate(texts) if t]
         if not todo or not self._chunks_ready:
             return out
-        results = self._search([texts[i] for i in todo], SPARSE, k, search_params, filters)
+        expr = search_filter(filters, exists=self.caps.exists)
+        results = search(
+            self.conn, self.name, [texts[i] for i in todo], SPARSE, k, {"metric_type": "BM25"}, expr
+        )
         sign = -1.0 if self.caps.bm25_negated else 1.0
         for i, hits in zip(todo, results, strict=True):
-            out[i] = [(to_document(h["entity"]), sign * float(h["distance"])) for h in hits]
+            out[i] = scored(hits, sign)
         return out
 
     def search_dense(
@@ -444,11 +454,10 @@ class MilvusStore(Store):
         vecs = np.asarray(vectors, dtype=np.float32)
         if not self._chunks_ready or not len(vecs):
             return [[] for _ in range(len(vecs))]
-        search_params = {"metric_type": "IP", "params": {"ef": max(self.ef_search, 2 * k)}}
-        results = self._search(vecs.tolist(), VEC + field, k, search_params, filters, field)
-        return [
-            [(to_document(h["entity"]), float(h["distance"])) for h in hits] for hits in results
-        ]
+        params = dense_params(self.ef_search, k)
+        expr = search_filter(filters, exists=self.caps.exists, vector_field=field)
+        results = search(self.conn, self.name, vecs.tolist(), VEC + field, k, params, expr)
+        return [scored(hits) for hits in results]
 
     @property
     def server_hybrid(self) -> bool:  # type: ignore[override]
@@ -474,88 +483,23 @@ class MilvusStore(Store):
         ranker normalises scores with arctan, not min-max, so it ranks differently from
         the embedded store's `weighted` fusion.
         """
-        from pymilvus import AnnSearchRequest, RRFRanker, WeightedRanker
-
         self.caps.require("hybrid", self.uri)
         expr = to_milvus_expr(filters, exists=self.caps.exists) if filters else None
-        reqs = []
+        terms = None
         if sparse:
             self.caps.require("bm25", self.uri)
-            texts = [" ".join(self.analyzer.tokens(q)) or "_" for q in queries]
-            reqs.append(
-                AnnSearchRequest(
-                    data=texts,
-                    anns_field=SPARSE,
-                    param={"metric_type": "BM25"},
-                    limit=min(depth, MAX_TOPK),
-                    expr=expr,
-                )
-            )
-        for field, vecs in vectors.items():
+            terms = [query_terms(self.analyzer, q) or "_" for q in queries]
+        for field in vectors:
             if field not in self.meta["fields"]:
                 raise StoreError(f"collection {self.name} has no vector field {field!r}")
-            member = f"{HAS}{field} == true" + (f" and {expr}" if expr else "")
-            reqs.append(
-                AnnSearchRequest(
-                    data=np.asarray(vecs, dtype=np.float32).tolist(),
-                    anns_field=VEC + field,
-                    param={"metric_type": "IP", "params": {"ef": max(self.ef_search, 2 * depth)}},
-                    limit=min(depth, MAX_TOPK),
-                    expr=member,
-                )
-            )
+        reqs = hybrid_members(terms, vectors, depth=depth, ef_search=self.ef_search, expr=expr)
         if not reqs:
             raise ConfigError("hybrid search needs BM25 or at least one vector field")
-        if fusion == "rrf":
-            ranker = RRFRanker(rrf_k)
-        elif fusion == "weighted":
-            ranker = WeightedRanker(*(weights or [1.0] * len(reqs)))
-        else:
-            raise ConfigError(f"hybrid: unknown fusion {fusion!r}; use rrf or weighted")
+        fused = ranker(fusion, weights, rrf_k, len(reqs))
         if not self._chunks_ready:
             return [[] for _ in queries]
-        results = self.conn.call(
-            "hybrid search",
-            lambda: self.client.hybrid_search(
-                self.name,
-                reqs=reqs,
-                ranker=ranker,
-                limit=min(k, MAX_TOPK),
-                output_fields=DOC_FIELDS,
-                **self.conn.consistency(self.name),
-            ),
-        )
-        return [
-            [(to_document(h["entity"]), float(h["distance"])) for h in hits] for hits in results
-        ]
-
-    def _search(
-        self,
-        data: list[Any],
-        anns_field: str,
-        k: int,
-        search_params: dict[str, Any],
-        filters: dict[str, Any] | None,
-        vector_field: str | None = None,
-    ) -> list[list[dict[str, Any]]]:
-        parts = [f"{HAS}{vector_field} == true"] if vector_field else []
-        if filters:
-            parts.append(to_milvus_expr(filters, exists=self.caps.exists))
-        return self.conn.call(
-            f"search {anns_field}",
-            lambda: list(
-                self.client.search(
-                    self.name,
-                    data=data,
-                    anns_field=anns_field,
-                    limit=min(k, MAX_TOPK),
-                    filter=" and ".join(parts),
-                    search_params=search_params,
-                    output_fields=DOC_FIELDS,
-                    **self.conn.consistency(self.name),
-                )
-            ),
-        )
+        results = hybrid_search(self.conn, self.name, reqs, fused, k)
+        return [scored(hits) for hits in results]
 
 
 __all__ = ["DEFAULT_DENSE_INDEX", "MilvusStore"]
