@@ -1,11 +1,5 @@
 """The store on a Milvus server: the embedded store's lifecycle over pymilvus `MilvusClient`.
 
-Documents, their vectors (one column per vector field) and the BM25 input live in one
-collection; source content hashes in a second; schema metadata in a third (see
-`schema.py`). Text is analysed by mmrag's own `Analyzer` and the resulting terms are
-fed to Milvus's BM25 function, so the vocabulary (stemming, stopwords, CJK segmentation)
-is the embedded store's, whichever tokenizers the server offers.
-
 Milvus has no transactions, so `write` orders its steps for resumability instead: old
 documents of the batch's sources go first, new ones are upserted by id, and the source
 hashes are recorded last. A write cut short leaves its sources without a hash, so the
