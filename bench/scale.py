@@ -103,7 +103,7 @@ def retrieval(data: Path, quick: bool) -> dict[str, Any]:
     from mmrag.eval.datasets import load_beir
     from mmrag.eval.runner import Corpus, cached_store, run_queries, score_run
     from mmrag.index.bm25 import BM25Params
-    from mmrag.index.milvus_store import MilvusStore
+    from mmrag.index.milvus import MilvusStore
     from mmrag.models.text import load_text_encoder
     from mmrag.retrieve import RETRIEVERS
     from tests.scale.servers import LiteServer
@@ -198,7 +198,7 @@ def milvus23_dense(data: Path, quick: bool) -> dict[str, Any]:
     """Dense search on the real Milvus engine (2.3.5) with the same SciFact vectors."""
     from mmrag.eval.datasets import load_beir
     from mmrag.eval.runner import Corpus, cached_store, run_queries, score_run
-    from mmrag.index.milvus_store import DEFAULT_DENSE_INDEX, MilvusStore
+    from mmrag.index.milvus import DEFAULT_DENSE_INDEX, MilvusStore
     from mmrag.models.text import load_text_encoder
     from mmrag.retrieve import RETRIEVERS
     from tests.scale.servers import Milvus23Server

@@ -39,6 +39,7 @@ HEAVY = (
     "faster_whisper",
     "PIL",
     "rapidocr_onnxruntime",
+    "pymilvus",
 )
 
 _HOOK = """
@@ -65,6 +66,8 @@ import tempfile
 from pathlib import Path
 
 import mmrag
+import mmrag.index.milvus
+import mmrag.index.open
 import mmrag.index.store
 import mmrag.pipeline
 import mmrag.retrieve
@@ -152,9 +155,15 @@ def local_generator():
     make_lm(str(model_dir), runtime="transformers")
 
 
+def milvus_store():
+    from mmrag.index.open import open_store
+
+    open_store("milvus://127.0.0.1:1/papers")
+
+
 out = {{}}
 for case in (audio_file, whisper, server_app, server_run, sentence_transformers_encoder,
-             clip_encoder, local_generator):
+             clip_encoder, local_generator, milvus_store):
     try:
         case()
     except MissingDependency as exc:
@@ -208,6 +217,7 @@ def test_asking_for_a_missing_extra_names_it() -> None:
         "sentence_transformers_encoder": "torch",
         "clip_encoder": "images",
         "local_generator": "llm",
+        "milvus_store": "scale",
     }
     for case, extra in expected.items():
         message = result[case]

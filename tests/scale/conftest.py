@@ -57,7 +57,7 @@ def open_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Sto
         if kind == "embedded":
             store: Store = EmbeddedStore(tmp_path / f"s{len(opened)}", **kwargs)
         else:
-            from mmrag.index.milvus_store import MilvusStore
+            from mmrag.index.milvus import MilvusStore
 
             store = MilvusStore(
                 server.uri, collection_name(), blob_dir=tmp_path / "blobs", **kwargs

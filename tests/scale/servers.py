@@ -26,7 +26,7 @@ def free_port() -> int:
 def wait_for_milvus(uri: str, seconds: float, alive: Any = None) -> None:
     from pymilvus import MilvusClient, MilvusException
 
-    from mmrag.index.milvus_store import GRPC_OPTIONS
+    from mmrag.index.milvus.client import GRPC_OPTIONS
 
     deadline = time.monotonic() + seconds
     while True:

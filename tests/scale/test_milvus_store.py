@@ -24,7 +24,7 @@ from tests.scale.test_store_backends import DIM, ENCODER, ids, make_batch, scifa
 
 pytest.importorskip("pymilvus", reason="pymilvus is not installed (pip install 'mmrag[scale]')")
 
-from mmrag.index.milvus_store import MilvusStore  # noqa: E402
+from mmrag.index.milvus import MilvusStore  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -208,7 +208,7 @@ def test_media_blobs_live_in_the_blob_folder(lite_server, tmp_path: Path, data_d
 
 
 def test_filter_values_stay_literals(lite_server, records) -> None:
-    from mmrag.index.milvus_filters import to_milvus_expr
+    from mmrag.index.milvus.filters import to_milvus_expr
 
     store = filled(lite_server.uri, records[:30])
     vec = unit_vectors(1)

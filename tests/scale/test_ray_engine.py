@@ -77,7 +77,7 @@ def test_killed_worker_still_completes(local_ray, tmp_path: Path, data_dir: Path
     """SIGKILL one embedding actor mid-job: Ray restarts it and the job indexes everything,
     here into Milvus Lite so the Ray path is checked against the server backend too."""
     pytest.importorskip("milvus_lite", reason="milvus-lite is not installed")
-    from mmrag.index.milvus_store import MilvusStore
+    from mmrag.index.milvus import MilvusStore
     from tests.scale.servers import LiteServer
 
     corpus = tmp_path / "docs" / "scifact-part.jsonl"

@@ -200,7 +200,7 @@ def test_several_vector_fields(open_backend, records) -> None:
 def _reopened_read_only(store):
     if isinstance(store, EmbeddedStore):
         return EmbeddedStore(store.path, read_only=True)
-    from mmrag.index.milvus_store import MilvusStore
+    from mmrag.index.milvus import MilvusStore
 
     return MilvusStore(store.uri, store.name, create=False, read_only=True)
 

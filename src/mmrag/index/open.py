@@ -72,7 +72,7 @@ def open_store(uri_or_path: str | Path, *, create: bool = False, read_only: bool
             raise ConfigError(
                 f"unknown store URI {text!r}: use a folder path or milvus://host:port/collection"
             )
-        from mmrag.index.milvus_store import MilvusStore
+        from mmrag.index.milvus import MilvusStore
 
         loc = parse_milvus_uri(text)
         return MilvusStore(
