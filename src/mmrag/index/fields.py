@@ -83,12 +83,18 @@ def _legacy_space(info: dict[str, Any]) -> str:
     return TEXT
 
 
-def field_spec(store: Any, name: str) -> FieldSpec:
-    """The spec of one of `store`'s vector fields; a clear error when it has none."""
+def field_spec(
+    store: Any, name: str, space: str | None = None, hint: str = "index with an encoder for it"
+) -> FieldSpec:
+    """The spec of one of `store`'s vector fields; a clear error (ending in `hint`) when
+    it has none, or when its vectors are not of `space` (None: any)."""
     fields = store.fields()
     if name not in fields:
-        raise StoreError(f"the store has no vector field {name!r}; index with an encoder for it")
-    return FieldSpec.from_dict(fields[name])
+        raise StoreError(f"the store has no vector field {name!r}; {hint}")
+    spec = FieldSpec.from_dict(fields[name])
+    if space is not None and spec.space != space:
+        raise StoreError(f"vector field {name!r} holds {spec.space} vectors, not {space} ones")
+    return spec
 
 
 def load_encoder(spec: FieldSpec) -> Any:

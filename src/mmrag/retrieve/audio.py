@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from mmrag.errors import IngestError, StoreError
+from mmrag.errors import IngestError
 from mmrag.index.audio_embedder import span_samples
 from mmrag.index.base import Store
 from mmrag.index.fields import field_spec, load_encoder
@@ -37,11 +37,10 @@ class AudioTextRetriever(Retriever):
         encoder: ClapEncoder | None = None,
         modalities: Sequence[Modality] = (Modality.AUDIO,),
     ) -> None:
-        if field not in store.fields():
-            raise StoreError(f"the store has no vector field {field!r}; index with --audio-encoder")
+        spec = field_spec(store, field, hint="index with --audio-encoder")
         self.store = store
         self.field = field
-        self.encoder = encoder or load_encoder(field_spec(store, field))
+        self.encoder = encoder or load_encoder(spec)
         self.modalities = tuple(modalities)
 
     def retrieve_many(self, queries: Sequence[Query | str], k: int = 10) -> list[Ranked]:

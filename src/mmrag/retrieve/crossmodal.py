@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from mmrag.errors import ConfigError, StoreError
+from mmrag.errors import ConfigError
 from mmrag.index.base import Store
 from mmrag.index.fields import IMAGE_TEXT, FieldSpec, field_spec, load_encoder
 from mmrag.models.image import VISUAL, ImageTextEncoder, query_vectors
@@ -26,9 +26,7 @@ from mmrag.types import Modality, Query, Ranked, StageReport, timed
 
 
 def encoder_for_image_field(store: Store, field: str) -> ImageTextEncoder:
-    spec = field_spec(store, field)
-    if spec.space != IMAGE_TEXT:
-        raise StoreError(f"vector field {field!r} holds {spec.space} vectors, not image-text ones")
+    spec = field_spec(store, field, IMAGE_TEXT, hint="index with an image encoder")
     encoder: ImageTextEncoder = load_encoder(spec)
     return encoder
 

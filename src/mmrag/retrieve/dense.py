@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from mmrag.errors import StoreError
 from mmrag.index.base import Store
 from mmrag.index.fields import TEXT, field_spec, load_encoder
 from mmrag.models.text import TextEncoder
@@ -14,11 +13,7 @@ from mmrag.types import Query, StageReport, timed
 
 def encoder_for_field(store: Store, field: str) -> TextEncoder:
     """The text encoder a field was built with, with every parameter it was built with."""
-    if field not in store.fields():
-        raise StoreError(f"the store has no vector field {field!r}; index with a dense encoder")
-    spec = field_spec(store, field)
-    if spec.space != TEXT:
-        raise StoreError(f"vector field {field!r} holds {spec.space} vectors, not text ones")
+    spec = field_spec(store, field, TEXT, hint="index with a dense encoder")
     encoder: TextEncoder = load_encoder(spec)
     return encoder
 
