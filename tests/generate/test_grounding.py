@@ -154,6 +154,19 @@ def test_chinese_answers_are_checked_by_their_words(judge: CrossEncoderJudge) ->
     assert relevance(question, passages, lexical) >= lexical.relevance_threshold
 
 
+def test_a_chinese_short_answer_is_judged_by_its_own_words(judge: CrossEncoderJudge) -> None:
+    passages = [p for p in SOLAR_TERMS.read_text(encoding="utf-8").split("\n\n") if p.strip()]
+    n = next(i for i, p in enumerate(passages) if "雨生百谷" in p) + 1
+    question = "“谷雨”这个名字是什么意思？"
+    lexical = judge_for(judge, question)
+    # a span copied from its passage: beside the question's own words it scored 0.33
+    [copied] = check_support(f"雨生百谷 [{n}]", passages, lexical, question=question)
+    assert copied.supported is True
+    # words the passages lack fail, even beside the question's own ("名字", "意思")
+    [made_up] = check_support(f"名字意思是冬天下雪 [{n}]", passages, lexical, question=question)
+    assert made_up.supported is False
+
+
 def test_a_short_answer_with_a_number_its_passage_lacks_is_unsupported(
     judge: CrossEncoderJudge,
 ) -> None:

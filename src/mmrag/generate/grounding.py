@@ -39,6 +39,11 @@ class Judge(ABC):
     @abstractmethod
     def scores(self, claim: str, passages: Sequence[str]) -> np.ndarray: ...
 
+    def answer_scores(self, question: str, answer: str, passages: Sequence[str]) -> np.ndarray:
+        """Scores for a short answer ("1440", "Gutenberg"), which means nothing alone:
+        it is judged as the statement "question + answer"."""
+        return self.scores(f"{question} {answer}", passages)
+
 
 class CrossEncoderJudge(Judge):
     """The ms-marco cross-encoder's logit for (claim, passage): trained on question ->
@@ -109,13 +114,29 @@ class LexicalJudge(Judge):
         units = _units(claim)
         if not units:
             return np.ones(len(passages))
-        claim_numbers = numbers(claim)
-        return np.array(
-            [
-                len(units & _units(p)) / len(units) if numbers_in(claim_numbers, p) else 0.0
-                for p in passages
-            ]
-        )
+        return _found_share(units, numbers(claim), passages)
+
+    def answer_scores(self, question: str, answer: str, passages: Sequence[str]) -> np.ndarray:
+        """The share of the answer's own units found in the passage: the question's units
+        are what retrieval matched, so counting them beside the answer's would fail a
+        copied span ("雨生百谷" scored 0.33 beside its question) and pass a made-up one
+        that reuses them. Half its units is still the bar: "第四个节气" passes where a
+        passage has "四个" (a number the passage lacks, written in Han numerals, is not
+        caught as digits are)."""
+        units = _units(answer) - _units(question)
+        if not units:
+            return self.scores(answer, passages)
+        return _found_share(units, numbers(answer) - numbers(question), passages)
+
+
+def _found_share(units: set[str], claim_numbers: set[str], passages: Sequence[str]) -> np.ndarray:
+    """Per passage, the share of `units` it holds; 0 when it lacks one of the numbers."""
+    return np.array(
+        [
+            len(units & _units(p)) / len(units) if numbers_in(claim_numbers, p) else 0.0
+            for p in passages
+        ]
+    )
 
 
 def judge_for(judge: Judge, text: str) -> Judge:
@@ -307,8 +328,9 @@ def claim_scores(
 ) -> np.ndarray:
     """The judge's score of each passage for one answer sentence.
 
-    A fragment is scored as "question + fragment", and against a passage that does not
-    contain its words it scores -inf: see FRAGMENT_OVERLAP. So does a fragment that only
+    A fragment is scored as an answer to the question (`Judge.answer_scores`), and
+    against a passage that does not contain its words it scores -inf: see
+    FRAGMENT_OVERLAP. So does a fragment that only
     repeats the question ("谷雨是第几个节气？" -> "谷雨"): the passage that matches the
     question would pass it, yet it answers nothing. Choice questions are exempt.
     """
@@ -316,7 +338,7 @@ def claim_scores(
         return np.zeros(0)
     if not (question and is_fragment(claim)):
         return judge.scores(claim, list(passages))
-    scores = np.asarray(judge.scores(f"{question} {claim}", list(passages)), dtype=np.float64)
+    scores = np.asarray(judge.answer_scores(question, claim, list(passages)), dtype=np.float64)
     bare = " ".join(claim.lower().rstrip(".!?。！？").split())
     if bare in _YES_NO:
         return scores
