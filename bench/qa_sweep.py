@@ -9,7 +9,7 @@ cited passage, refusal when absent). Writes bench/results/qa-sweep.json.
 
     .venv/bin/python bench/qa_sweep.py [--dataset squad] [--questions 40]
         [--models qwen2.5-coder-0.5b-instruct qwen2.5-coder-1.5b-instruct]
-        [--styles short sentence] [--budgets 150 300] [--max-tokens 48]
+        [--styles short sentence] [--budgets 150 300] [--rerank-k 3 5] [--max-tokens 48]
 """
 
 from __future__ import annotations
@@ -49,8 +49,13 @@ def dev_questions(questions: list[Any], n: int, benchmark: int) -> list[Any]:
     return [rest[int((i + 0.5) * step)] for i in range(n)]
 
 
-def contexts(dataset: str, n: int, budgets: list[int], dev: bool = False) -> dict[str, Any]:
-    """{budget: {"open": [Ranked], "absent": [Ranked]}} and the questions."""
+def contexts(
+    dataset: str, n: int, budgets: list[int], ks: list[int], dev: bool = False
+) -> dict[str, Any]:
+    """{(rerank k, budget): {"open": [Ranked], "absent": [Ranked]}} and the questions.
+
+    Reranking is done once to the largest k: the reranker scores all candidates and
+    keeps the best, so its top k of the largest are what reranking to k keeps."""
     from mmrag.eval.qa import _store_name, dataset_encoder, default_cache, load_task, spread
     from mmrag.eval.runner import cached_store
     from mmrag.pipeline import DEFAULT_CONFIG, Pipeline
@@ -64,17 +69,17 @@ def contexts(dataset: str, n: int, budgets: list[int], dev: bool = False) -> dic
     gold = {p for q in chosen for p in q.gold}
     enc = dataset_encoder(dataset)
     config = {k: v for k, v in DEFAULT_CONFIG.items() if k != "generate"}
-    out: dict[int, dict[str, list[Any]]] = {b: {} for b in budgets}
+    out: dict[tuple[int, int], dict[str, list[Any]]] = {(k, b): {} for k in ks for b in budgets}
     for part, corpus in (("open", task.corpus()), ("absent", task.corpus(without=gold))):
         name = _store_name(task, corpus, part)
         with cached_store(default_cache(), name, corpus, enc, False) as store:
             pipeline = Pipeline.from_config(config, store)
             rerank, refine = pipeline.steps  # the default config's two
             for q in chosen:
-                reranked = rerank.stage.apply(pipeline.retrieve(q.question), rerank.limits)
-                for b in budgets:
-                    refined = refine.stage.apply(reranked, Limits(tokens=b))
-                    out[b].setdefault(part, []).append(refined)
+                reranked = rerank.stage.apply(pipeline.retrieve(q.question), Limits(k=max(ks)))
+                for k, b in out:
+                    refined = refine.stage.apply(reranked.top(k), Limits(tokens=b))
+                    out[k, b].setdefault(part, []).append(refined)
     return {"questions": chosen, "contexts": out}
 
 
@@ -140,6 +145,7 @@ def main() -> int:
     )
     ap.add_argument("--styles", nargs="+", default=["short", "sentence"])
     ap.add_argument("--budgets", nargs="+", type=int, default=[150, 300])
+    ap.add_argument("--rerank-k", nargs="+", type=int, help="default: the pipeline's")
     ap.add_argument("--max-tokens", type=int, default=48)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--batch-threads", type=int, default=None)
@@ -155,16 +161,22 @@ def main() -> int:
 
     from mmrag.generate.llm import LLMGenerator
     from mmrag.models.make_lm import make_lm
+    from mmrag.pipeline import DEFAULT_CONFIG
 
+    args.rerank_k = args.rerank_k or [DEFAULT_CONFIG["rerank"]["k"]]
     load0 = [round(x, 2) for x in os.getloadavg()]
     t0 = time.perf_counter()
-    built = contexts(args.dataset, args.questions, args.budgets, args.dev)
+    built = contexts(args.dataset, args.questions, args.budgets, args.rerank_k, args.dev)
     runs = []
     detail: list[dict[str, Any]] | None = [] if args.detail else None
     for model in args.models:
         lm = make_lm(model, threads=args.threads, batch_threads=args.batch_threads)
-        for style, budget, below in (
-            (s, b, r) for s in args.styles for b in args.budgets for r in args.refuse_below
+        for style, k, budget, below in (
+            (s, k, b, r)
+            for s in args.styles
+            for k in args.rerank_k
+            for b in args.budgets
+            for r in args.refuse_below
         ):
             generator = LLMGenerator(
                 lm, style=style, max_tokens=args.max_tokens, refuse_below=below
@@ -172,13 +184,14 @@ def main() -> int:
             load = [round(x, 2) for x in os.getloadavg()]
             start = len(detail) if detail is not None else 0
             summary = run_config(
-                args.dataset, built["questions"], built["contexts"][budget], generator, detail
+                args.dataset, built["questions"], built["contexts"][k, budget], generator, detail
             )
             for d in (detail or [])[start:]:
-                d.update(model=model, style=style, budget=budget, refuse_below=below)
+                d.update(model=model, style=style, rerank_k=k, budget=budget, refuse_below=below)
             run = {
                 "model": model,
                 "style": style,
+                "rerank_k": k,
                 "budget": budget,
                 "refuse_below": below,
                 "load_start": load,
@@ -186,7 +199,7 @@ def main() -> int:
             run.update(summary)
             runs.append(run)
             print(
-                f"{model} {style} budget {budget}: F1 {run['f1']} EM {run['em']} "
+                f"{model} {style} rerank k {k} budget {budget}: F1 {run['f1']} EM {run['em']} "
                 f"in-cited {run['answer_in_cited_passage']} supported "
                 f"{run['supported_sentence_share']} refusal {run['refusal_when_absent']} "
                 f"p50 {run['seconds_p50']} s",
