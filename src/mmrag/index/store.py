@@ -34,7 +34,7 @@ from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from functools import wraps
 from importlib import resources
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import IO, Any, Concatenate, ParamSpec, TypeVar
 
 import numpy as np
 
@@ -53,7 +53,14 @@ from mmrag.index.sparse import SparseIndex
 from mmrag.threads import QUERY_BLAS_THREADS, blas_threads
 from mmrag.types import Document, Modality, Span
 
-__all__ = ["Batch", "EmbeddedStore", "FieldVectors", "SourceInfo", "default_store_path"]
+__all__ = [
+    "Batch",
+    "EmbeddedStore",
+    "FieldVectors",
+    "SourceInfo",
+    "default_store_path",
+    "writer_lock",
+]
 
 SCHEMA_VERSION = "1"
 DB_NAME = "mmrag.sqlite"
@@ -97,6 +104,38 @@ def _locked(
     return run
 
 
+def writer_lock(path: Path, timeout: float | None = 0.0) -> IO[str]:
+    """Take a store folder's writer lock: the open lock file, which holds it until closed.
+
+    One writer per store: a second writer would save derived indexes that miss the first
+    one's rows. The lock dies with the process, so kill -9 frees it. `timeout`: seconds to
+    wait for the holder (0: refuse at once; None: wait as long as it takes).
+    """
+    # "a+": opening must not truncate the holder's pid before we hold the lock.
+    handle = open(path / LOCK_FILE, "a+")  # noqa: SIM115 - the caller holds it
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError as exc:
+            if deadline is not None and time.monotonic() >= deadline:
+                handle.seek(0)
+                holder = handle.read().strip() or "unknown"
+                handle.close()
+                waited = f" (waited {timeout:g} s)" if timeout else ""
+                raise StoreError(
+                    f"store {path} is open for writing by another process (pid {holder})"
+                    f"{waited}; wait for it to finish, or give a lock timeout (--wait SECONDS)"
+                ) from exc
+            time.sleep(_LOCK_POLL)
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
+
+
 class EmbeddedStore(Store):
     """Documents, a sparse index and dense indexes in one directory.
 
@@ -124,7 +163,7 @@ class EmbeddedStore(Store):
             if not create or read_only:
                 raise StoreError(f"no mmrag store at {self.path} (index something first)")
             self.path.mkdir(parents=True, exist_ok=True)
-        self._lock_file = None if read_only else self._acquire_lock(lock_timeout)
+        self._lock_file = None if read_only else writer_lock(self.path, lock_timeout)
         # What opening found each derived index to lack: {"sparse" | "dense:<field>":
         # {"mode": "log" | "full", "compared": rows, "added": n, "deleted": n}}.
         self.reconciled: dict[str, dict[str, Any]] = {}
@@ -147,34 +186,6 @@ class EmbeddedStore(Store):
             raise
 
     # ---- opening -----------------------------------------------------------------
-
-    def _acquire_lock(self, timeout: float | None) -> Any:
-        # One writer per store: a second writer would save derived indexes that miss
-        # the first one's rows. The lock dies with the process, so kill -9 frees it.
-        # "a+": opening must not truncate the holder's pid before we hold the lock.
-        handle = open(self.path / LOCK_FILE, "a+")  # noqa: SIM115 - held for the store's life
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError as exc:
-                if deadline is not None and time.monotonic() >= deadline:
-                    handle.seek(0)
-                    holder = handle.read().strip() or "unknown"
-                    handle.close()
-                    waited = f" (waited {timeout:g} s)" if timeout else ""
-                    raise StoreError(
-                        f"store {self.path} is open for writing by another process "
-                        f"(pid {holder}){waited}; wait for it to finish, or give a lock "
-                        "timeout (--wait SECONDS)"
-                    ) from exc
-                time.sleep(_LOCK_POLL)
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
-        return handle
 
     def _connect(self) -> sqlite3.Connection:
         db_path = self.path / DB_NAME
