@@ -31,6 +31,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import wraps
 from importlib import resources
 from pathlib import Path
@@ -93,13 +94,8 @@ def _locked(
 
     @wraps(method)
     def run(self: EmbeddedStore, *args: _P.args, **kwargs: _P.kwargs) -> _R:
-        with self._lock:
-            try:
-                return method(self, *args, **kwargs)
-            except sqlite3.DatabaseError as exc:
-                if is_damage(exc):
-                    raise damaged_store(self.path, self.path / DB_NAME, exc) from exc
-                raise
+        with self._guarded():
+            return method(self, *args, **kwargs)
 
     return run
 
@@ -184,6 +180,17 @@ class EmbeddedStore(Store):
             if isinstance(exc, sqlite3.DatabaseError) and is_damage(exc):
                 raise damaged_store(self.path, self.path / DB_NAME, exc) from exc
             raise
+
+    @contextmanager
+    def _guarded(self) -> Iterator[None]:
+        """Hold the store's lock; a damaged SQLite file met meanwhile is a StoreError."""
+        with self._lock:
+            try:
+                yield
+            except sqlite3.DatabaseError as exc:
+                if is_damage(exc):
+                    raise damaged_store(self.path, self.path / DB_NAME, exc) from exc
+                raise
 
     # ---- opening -----------------------------------------------------------------
 
@@ -582,7 +589,7 @@ class EmbeddedStore(Store):
         return self.db.execute("SELECT COUNT(*) FROM sources").fetchone()[0]
 
     def info(self) -> dict[str, Any]:
-        with self._lock:
+        with self._guarded():
             by_modality = dict(
                 self.db.execute(
                     "SELECT modality, COUNT(*) FROM chunks GROUP BY modality"
@@ -655,7 +662,7 @@ class EmbeddedStore(Store):
     def iter_documents(self, batch: int = 1000) -> Iterator[tuple[int, Document]]:
         last = 0
         while True:
-            with self._lock:  # per batch: the caller may take its time between them
+            with self._guarded():  # per batch: the caller may take its time between them
                 rows = [
                     r[0]
                     for r in self.db.execute(

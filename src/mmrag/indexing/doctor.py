@@ -242,7 +242,7 @@ def _check_blobs(path: Path, db: sqlite3.Connection, report: Report) -> None:
         "blobs",
         PROBLEM if report.orphans else OK,
         f"{len(blobs)} blob file(s), {len(orphans)} referred to by no document; "
-        f"{stale} stale temporary file(s); --repair deletes them",
+        f"{stale} stale temporary file(s)" + ("; --repair deletes them" if report.orphans else ""),
     )
 
 
