@@ -44,7 +44,8 @@ def build(path: Path, rows: int, dim: int, data: Path) -> None:
             # A copy number as its own word keeps repeated texts distinct documents.
             docs = [
                 Document(
-                    id=f"d{i}", text=f"copy{i // len(corpus)} {corpus[i % len(corpus)]}",
+                    id=f"d{i}",
+                    text=f"copy{i // len(corpus)} {corpus[i % len(corpus)]}",
                     source_id=f"d{i}",
                 )
                 for i in ids
