@@ -6,6 +6,7 @@ import typer
 
 from mmrag.cli import eval_media_cmd, eval_qa_cmd, eval_refine_cmd, eval_rerank_cmd
 from mmrag.cli.ask_cmd import ask
+from mmrag.cli.doctor_cmd import doctor
 from mmrag.cli.eval_cmd import eval_beir, eval_docimg_cmd, eval_image_text_cmd, eval_squad_retrieval
 from mmrag.cli.friendly import friendly
 from mmrag.cli.index_cmd import index
@@ -23,7 +24,7 @@ train_app = typer.Typer(no_args_is_help=True, help="Train the small parts mmrag 
 app.add_typer(train_app, name="train")
 
 # Registration order is the order `mmrag --help` lists the commands in.
-for command in (index, search, ask, info, remove):
+for command in (index, search, ask, info, remove, doctor):
     app.command()(friendly(command))
 app.command("serve")(friendly(serve_command))
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from mmrag.cli.console import console, err, interactive
-from mmrag.cli.store_location import StoreOpt, open_store_at, store_location
+from mmrag.cli.store_location import StoreOpt, WaitOpt, open_store_at, store_location
 from mmrag.errors import MMRagError
 from mmrag.indexing.config import IndexConfig
 
@@ -102,6 +102,7 @@ def index(
             f"workers with --engine ray (each loads the models once). Default: {DEFAULT.workers}.",
         ),
     ] = None,
+    wait: WaitOpt = 0.0,
 ) -> None:
     """Index files and folders: text, Markdown, HTML, PDF, JSONL, images, audio, video.
 
@@ -131,7 +132,7 @@ def index(
         workers=workers,
     )
     DEFAULT.replace(**_changes(DEFAULT, given))  # a bad value fails before a store is made
-    with open_store_at(store, create=True) as st:
+    with open_store_at(store, create=True, wait=wait) as st:
         remembered = config_of(st)
         config = remembered.replace(**_changes(remembered, given))
         if engine == "ray":

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from mmrag.cli.console import console
-from mmrag.cli.store_location import StoreOpt, open_store_at
+from mmrag.cli.store_location import StoreOpt, WaitOpt, open_store_at
 
 
 def info(
@@ -45,9 +45,10 @@ def remove(
         typer.Argument(help="Source ids (file paths as `mmrag info --sources` lists them)."),
     ],
     store: StoreOpt = None,
+    wait: WaitOpt = 0.0,
 ) -> None:
     """Delete sources and their chunks from the store."""
     ids = [str(Path(s).expanduser().resolve()) if Path(s).exists() else s for s in sources]
-    with open_store_at(store) as st:
+    with open_store_at(store, wait=wait) as st:
         n = st.delete_sources(ids)
     console.print(f"removed {n} chunks")

@@ -25,11 +25,24 @@ def store_path(store: str | Path | None) -> Path:
     return Path(store_location(store))
 
 
-def open_store_at(store: str | None, *, create: bool = False, read_only: bool = False) -> Any:
-    """The store --store names, embedded or on a server."""
+WaitOpt = Annotated[
+    float,
+    typer.Option(
+        "--wait",
+        min=0,
+        help="Seconds to wait while another process writes to the store (0: fail at once).",
+    ),
+]
+
+
+def open_store_at(
+    store: str | None, *, create: bool = False, read_only: bool = False, wait: float = 0.0
+) -> Any:
+    """The store --store names, embedded or on a server; a writer waits up to `wait`
+    seconds for another process's writer to finish."""
     from mmrag.index.open import open_store
 
-    return open_store(store_location(store), create=create, read_only=read_only)
+    return open_store(store_location(store), create=create, read_only=read_only, lock_timeout=wait)
 
 
-__all__ = ["StoreOpt", "open_store_at", "store_location", "store_path"]
+__all__ = ["StoreOpt", "WaitOpt", "open_store_at", "store_location", "store_path"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ _OWN_FILE = re.compile(r"^(vectors|rows|deleted|hnsw)-\d+\.(npy|bin)$|^manifest\
 _GENERATION = re.compile(r"^(?:vectors|rows|deleted|hnsw)-(\d+)\.(?:npy|bin)$")
 # Exact search scores at most this many (query, vector) pairs at once, to bound memory.
 _EXACT_BLOCK = 1 << 24
+_CRC_BLOCK = 16 << 20
 
 
 class DenseIndex:
@@ -377,6 +379,8 @@ class DenseIndex:
             files["vectors"] = f"vectors-{generation}.npy"
             _write_npy(directory / files["vectors"], self._matrix[: self._n])
             _write_npy(directory / files["rows"], self._ids[: self._n])
+        # Checked on load, so a garbled or cut file is found at open, not in wrong answers.
+        checksums = {key: _file_crc32(directory / name) for key, name in files.items()}
         manifest = {
             "format": FORMAT_VERSION,
             "generation": generation,
@@ -389,6 +393,7 @@ class DenseIndex:
             "mode": "hnsw" if self.is_hnsw else "exact",
             "count": len(self),
             "files": files,
+            "crc32": checksums,
             "tag": tag,
         }
         tmp = directory / (MANIFEST + ".tmp")
@@ -435,6 +440,7 @@ class DenseIndex:
             files, mode, count = manifest["files"], manifest["mode"], int(manifest["count"])
         except (KeyError, TypeError, ConfigError) as exc:
             raise StoreError(f"dense index manifest in {directory} is invalid: {exc}") from exc
+        _check_files(directory, files, manifest.get("crc32"))
         rows = np.load(directory / files["rows"], allow_pickle=False).astype(np.int64)
         if len(rows) != count:
             raise StoreError(f"dense index in {directory} holds {len(rows)} rows, expected {count}")
@@ -481,6 +487,26 @@ def _read_manifest(directory: Path) -> dict[str, Any]:
             f"dense index in {directory} has format {found}, this mmrag reads {FORMAT_VERSION}"
         )
     return manifest
+
+
+def _file_crc32(path: Path) -> int:
+    crc = 0
+    with open(path, "rb") as f:
+        while block := f.read(_CRC_BLOCK):
+            crc = zlib.crc32(block, crc)
+    return crc
+
+
+def _check_files(directory: Path, files: dict[str, str], checksums: Any) -> None:
+    """StoreError if a file differs from the checksum its manifest recorded (manifests
+    written before checksums have none: their files are read unchecked)."""
+    if checksums is None:
+        return
+    if not isinstance(checksums, dict) or set(checksums) != set(files):
+        raise StoreError(f"dense index manifest in {directory} has invalid checksums")
+    for key, name in files.items():
+        if _file_crc32(directory / name) != checksums[key]:
+            raise StoreError(f"dense index file {directory / name} does not match its checksum")
 
 
 def _write_npy(path: Path, array: np.ndarray) -> None:

@@ -64,8 +64,18 @@ def store_location(store: str | Path | None = None) -> str:
     return str(base / "mmrag" / "store")
 
 
-def open_store(uri_or_path: str | Path, *, create: bool = False, read_only: bool = False) -> Store:
-    """The embedded store for a path, `MilvusStore` for a milvus:// URI."""
+def open_store(
+    uri_or_path: str | Path,
+    *,
+    create: bool = False,
+    read_only: bool = False,
+    lock_timeout: float | None = 0.0,
+) -> Store:
+    """The embedded store for a path, `MilvusStore` for a milvus:// URI.
+
+    `lock_timeout`: seconds an embedded store's writer waits for another process's
+    writer (0: refuse at once; None: no limit). A Milvus server takes concurrent writers.
+    """
     text = str(uri_or_path)
     if isinstance(uri_or_path, str) and _SCHEME.match(text):
         if not text.startswith("milvus://"):
@@ -80,4 +90,4 @@ def open_store(uri_or_path: str | Path, *, create: bool = False, read_only: bool
         )
     from mmrag.index.store import EmbeddedStore
 
-    return EmbeddedStore(Path(text), create=create, read_only=read_only)
+    return EmbeddedStore(Path(text), create=create, read_only=read_only, lock_timeout=lock_timeout)

