@@ -9,11 +9,11 @@ array in place gets private copies of just those pages; the file never changes.
 
 npz was the obvious container, but numpy cannot memory-map its members. Writing goes
 through a temporary file, fsync and rename, so a reader sees the old file or the new one;
-a file cut short is refused by its size. Each array's bytes carry a CRC-32 in the header,
-checked on read: a disk or a copy that garbled them is found at open instead of
-answering wrong searches. That reads the whole file once (zlib's CRC-32 runs at about
-4 GB/s here: bench/derived_checksums.py measures what it adds to opening a store), so the
-pages come in at open rather than at first touch; they stay shared with the page cache.
+a file cut short is refused by its size. Each array's bytes carry a checksum in the
+header (`index/checksum.py`), checked on read: a disk or a copy that garbled them is found
+at open instead of answering wrong searches. That reads the whole file once
+(bench/derived_checksums.py measures what it adds to opening a store), so the pages come
+in at open rather than at first touch; they stay shared with the page cache.
 A change inside the header itself either breaks its JSON or moves an array, whose CRC
 then fails. Files written before the checksums have none and are read unchecked.
 """
@@ -24,11 +24,12 @@ import json
 import mmap
 import os
 import tempfile
-import zlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from mmrag.index import checksum
 
 MAGIC = b"MMRAGARR"
 _ALIGN = 64
@@ -61,7 +62,7 @@ def write_arrays(path: Path, arrays: dict[str, np.ndarray], header: dict[str, An
             "dtype": a.dtype.str,
             "shape": list(a.shape),
             "offset": offset,
-            "crc32": zlib.crc32(_bytes(a)),
+            checksum.KEY: checksum.digest(_bytes(a)),
         }
         offset = _aligned(offset + a.nbytes)
     text = json.dumps({**header, "arrays": layout}).encode("utf-8")
@@ -119,7 +120,8 @@ def read_arrays(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
             if start + count * dtype.itemsize > size:
                 raise ArrayFileError(f"array {name!r} runs past the end of the file")
             array = np.frombuffer(mapped, dtype, count, start)
-            if "crc32" in spec and zlib.crc32(_bytes(array)) != spec["crc32"]:
+            expected = spec.get(checksum.KEY)
+            if expected is not None and checksum.digest(_bytes(array)) != expected:
                 raise ArrayFileError(f"array {name!r} does not match its checksum")
             arrays[name] = array.reshape(shape)
     except (KeyError, TypeError) as exc:

@@ -14,13 +14,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import zlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mmrag.errors import ConfigError, StoreError
+from mmrag.index import checksum
 
 METRICS = ("ip", "l2")
 MANIFEST = "manifest.json"
@@ -30,7 +30,6 @@ _OWN_FILE = re.compile(r"^(vectors|rows|deleted|hnsw)-\d+\.(npy|bin)$|^manifest\
 _GENERATION = re.compile(r"^(?:vectors|rows|deleted|hnsw)-(\d+)\.(?:npy|bin)$")
 # Exact search scores at most this many (query, vector) pairs at once, to bound memory.
 _EXACT_BLOCK = 1 << 24
-_CRC_BLOCK = 16 << 20
 
 
 class DenseIndex:
@@ -380,7 +379,7 @@ class DenseIndex:
             _write_npy(directory / files["vectors"], self._matrix[: self._n])
             _write_npy(directory / files["rows"], self._ids[: self._n])
         # Checked on load, so a garbled or cut file is found at open, not in wrong answers.
-        checksums = {key: _file_crc32(directory / name) for key, name in files.items()}
+        checksums = {key: checksum.file_digest(directory / name) for key, name in files.items()}
         manifest = {
             "format": FORMAT_VERSION,
             "generation": generation,
@@ -393,7 +392,7 @@ class DenseIndex:
             "mode": "hnsw" if self.is_hnsw else "exact",
             "count": len(self),
             "files": files,
-            "crc32": checksums,
+            checksum.KEY: checksums,
             "tag": tag,
         }
         tmp = directory / (MANIFEST + ".tmp")
@@ -440,7 +439,7 @@ class DenseIndex:
             files, mode, count = manifest["files"], manifest["mode"], int(manifest["count"])
         except (KeyError, TypeError, ConfigError) as exc:
             raise StoreError(f"dense index manifest in {directory} is invalid: {exc}") from exc
-        _check_files(directory, files, manifest.get("crc32"))
+        _check_files(directory, files, manifest.get(checksum.KEY))
         rows = np.load(directory / files["rows"], allow_pickle=False).astype(np.int64)
         if len(rows) != count:
             raise StoreError(f"dense index in {directory} holds {len(rows)} rows, expected {count}")
@@ -489,14 +488,6 @@ def _read_manifest(directory: Path) -> dict[str, Any]:
     return manifest
 
 
-def _file_crc32(path: Path) -> int:
-    crc = 0
-    with open(path, "rb") as f:
-        while block := f.read(_CRC_BLOCK):
-            crc = zlib.crc32(block, crc)
-    return crc
-
-
 def _check_files(directory: Path, files: dict[str, str], checksums: Any) -> None:
     """StoreError if a file differs from the checksum its manifest recorded (manifests
     written before checksums have none: their files are read unchecked)."""
@@ -505,7 +496,7 @@ def _check_files(directory: Path, files: dict[str, str], checksums: Any) -> None
     if not isinstance(checksums, dict) or set(checksums) != set(files):
         raise StoreError(f"dense index manifest in {directory} has invalid checksums")
     for key, name in files.items():
-        if _file_crc32(directory / name) != checksums[key]:
+        if checksum.file_digest(directory / name) != checksums[key]:
             raise StoreError(f"dense index file {directory / name} does not match its checksum")
 
 
