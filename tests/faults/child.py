@@ -32,7 +32,7 @@ from mmrag.types import Document
 COMMIT_BYTES = 8 << 10
 ENCODER = {"text_encoder": "onnx", "text_model": "all-MiniLM-L6-v2-int8"}
 CONFIG = IndexConfig(**ENCODER, image_encoder=None, asr=None, workers=1)
-CHURN_BATCHES = 30
+CHURN_BATCHES = 12
 ANN_BATCHES = 10  # 25,000 rows: past DenseIndex's 20,000-row exact threshold at batch 8
 ANN_ROWS = 2500
 DIM = 16

@@ -40,7 +40,7 @@ def write_corpus(folder: Path, records: list[tuple[str, str]]) -> list[Path]:
     return paths
 
 
-def change_files(paths: list[Path], every: int = 3) -> list[Path]:
+def change_files(paths: list[Path], every: int = 2) -> list[Path]:
     """Rewrite every `every`th file with a new marker and a new last sentence, as an
     edit would; returns the changed paths."""
     changed = []

@@ -53,6 +53,7 @@ class Workspace:
     data_dir: Path
     files: int = 40
     max_chars: int = 600
+    cli_options: tuple[str, ...] = tuple(CLI_OPTIONS)  # how index-cli runs `mmrag index`
     _baseline: bool = False
     references: dict[str, Reference] = field(default_factory=dict)
 
@@ -118,7 +119,7 @@ class Workspace:
 
     def command(self, op: str) -> list[str]:
         if op == "index-cli":
-            return [*CLI, "index", str(self.corpus), "--store", str(self.store), *CLI_OPTIONS]
+            return [*CLI, "index", str(self.corpus), "--store", str(self.store), *self.cli_options]
         if op == "remove":
             gone = [str(p) for p in sorted(self.corpus.glob("*.txt"))[1::3]]
             return [*CLI, "remove", *gone, "--store", str(self.store)]
@@ -167,7 +168,7 @@ class Workspace:
         finish: bool = True,
     ) -> dict[str, Any]:
         """Kill `op` at `point` (its nth time) or after `delay` seconds; check, finish, check."""
-        ref = self.reference(op)
+        ref = self.reference(op) if finish else None  # before prepare: it prepares too
         self.prepare(op)
         crash_at = f"{point}:{nth}" if point else None
         started = time.monotonic()
@@ -206,7 +207,7 @@ class Workspace:
             out["reconciled"] = {k: v["mode"] for k, v in store.reconciled.items()}
             out["check"] = check_store(store, log, marker=MARKER, last_committed=expect).to_dict()
         ok = out["check"]["ok"]
-        if finish:
+        if ref is not None:
             self._run(self.command(op))
             with EmbeddedStore(self.store) as store:
                 after = check_store(store, read_log(self.log), marker=MARKER, last_committed=True)
