@@ -276,8 +276,10 @@ def _check_markers(
     sparse_rows = set(store.sparse.rows().tolist())
     params = BM25Params()
     for term, held in wanted:
-        # A query is analysed again; the term is already a token, so it stays itself.
-        found = store.sparse.search_many([[term]], len(held), params, None)[0][0]
+        # Only documents holding the term score at all, so a k past their number costs
+        # nothing and leaves room for rows the index keeps that SQLite lost (a problem
+        # reported apart).
+        found = store.sparse.search_many([[term]], len(held) + 10, params, None)[0][0]
         hits = set(found[found >= 0].tolist())
         for row in held:
             if row not in by_row or row in hits:
@@ -328,12 +330,13 @@ def _close(a: float, b: float) -> bool:
 
 
 def _ties_above(index: DenseIndex, vectors: np.ndarray, i: int, above: np.ndarray) -> bool:
-    """Whether every row ranked above the query's own one scores at least as well."""
+    """Whether every row ranked above the query's own one ties with it (an identical
+    vector, or one as close); one that scores higher is a ranking effect, reported."""
     if not len(above):
         return True
     theirs = _index_vectors(index, above.astype(np.int64))
     own = _self_scores(index.metric, vectors[i : i + 1])[0]
-    return all(s >= own or _close(s, own) for s in _scores(index.metric, vectors[i], theirs))
+    return all(_close(s, own) for s in _scores(index.metric, vectors[i], theirs))
 
 
 def _scores(metric: str, query: np.ndarray, vectors: np.ndarray) -> np.ndarray:
