@@ -48,8 +48,6 @@ def change_files(paths: list[Path], every: int = 2) -> list[Path]:
         if i % every:
             continue
         body = path.read_text(encoding="utf-8").split(" ", 1)[1]
-        path.write_text(
-            f"{marker('v', i)} {body}Revised in a later edition.\n", encoding="utf-8"
-        )
+        path.write_text(f"{marker('v', i)} {body}Revised in a later edition.\n", encoding="utf-8")
         changed.append(path)
     return changed

@@ -124,9 +124,18 @@ class Workspace:
             gone = [str(p) for p in sorted(self.corpus.glob("*.txt"))[1::3]]
             return [*CLI, "remove", *gone, "--store", str(self.store)]
         child_op = {"reindex": "index"}.get(op, op)
-        return [sys.executable, "-m", "tests.faults.child", child_op, str(self.store), str(self.corpus)]
+        return [
+            sys.executable,
+            "-m",
+            "tests.faults.child",
+            child_op,
+            str(self.store),
+            str(self.corpus),
+        ]
 
-    def _run(self, argv: list[str], crash_at: str | None = None) -> subprocess.CompletedProcess[str]:
+    def _run(
+        self, argv: list[str], crash_at: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(argv, env=self.env(crash_at), capture_output=True, text=True)
         if done.returncode not in (0, -signal.SIGKILL):
             raise RuntimeError(f"{argv[3:5]} failed ({done.returncode}): {done.stderr[-2000:]}")
@@ -221,5 +230,3 @@ class Workspace:
         """A moment between shortly before the first commit and the end of a clean run."""
         ref = self.reference(op)
         return rng.uniform(0.8 * ref.first_write, ref.seconds * 1.02)
-
-

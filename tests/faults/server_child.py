@@ -1,7 +1,7 @@
 """A server process for the upload crash test: one upload or one deletion, in process.
 
-    python -m tests.faults.server_child <store> upload <name> <text>
-    python -m tests.faults.server_child <store> delete <source id>
+python -m tests.faults.server_child <store> upload <name> <text>
+python -m tests.faults.server_child <store> delete <source id>
 """
 
 from __future__ import annotations

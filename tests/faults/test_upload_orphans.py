@@ -43,13 +43,15 @@ def test_files_left_by_killed_uploads_and_deletions_are_collected(tmp_path: Path
     def staging() -> bool:
         return any(p.name.startswith(".staging-") for p in uploads.iterdir())
 
-    killed = -signal.SIGKILL
+    dead = -signal.SIGKILL
     # Each kill leaves something behind; the next server to open the store removes it.
-    assert _server(store, "upload", "moved.txt", "zqm0001 unindexed", crash_at="upload.moved") == killed
+    assert (
+        _server(store, "upload", "moved.txt", "zqm0001 unindexed", crash_at="upload.moved") == dead
+    )
     assert files() == {"kept.txt", "gone.txt", "moved.txt"}
-    assert _server(store, "upload", "staged.txt", "zqs0001 half", crash_at="upload.staged") == killed
+    assert _server(store, "upload", "staged.txt", "zqs0001 half", crash_at="upload.staged") == dead
     assert files() == {"kept.txt", "gone.txt", "staged.txt"} and staging()
-    assert _server(store, "delete", gone, crash_at="upload.removed_rows") == killed
+    assert _server(store, "delete", gone, crash_at="upload.removed_rows") == dead
     assert files() == {"kept.txt", "gone.txt"} and not staging()
 
     state = ServerState(ServerSettings(store=store, dense=False))
