@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from mmrag.index import checksum
+from mmrag.index import checksum, faults
 
 MAGIC = b"MMRAGARR"
 _ALIGN = 64
@@ -78,6 +78,7 @@ def write_arrays(path: Path, arrays: dict[str, np.ndarray], header: dict[str, An
             f.truncate(data_start + offset)  # the last array's padding, so sizes check out
             f.flush()
             os.fsync(f.fileno())
+        faults.point("sparse.before_replace")
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

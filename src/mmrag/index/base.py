@@ -69,6 +69,9 @@ class Store(ABC):
     analyzer: Analyzer
     # the backend searches sparse and dense together itself (`search_hybrid`)
     server_hybrid: bool = False
+    # a writable handle excludes every other writer (so files only it writes, such as a
+    # server's uploads, can be swept for orphans when it opens)
+    sole_writer: bool = False
 
     @property
     @abstractmethod

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from mmrag.errors import ConfigError, StoreError
-from mmrag.index import checksum
+from mmrag.index import checksum, faults
 
 METRICS = ("ip", "l2")
 MANIFEST = "manifest.json"
@@ -395,6 +395,7 @@ class DenseIndex:
             checksum.KEY: checksums,
             "tag": tag,
         }
+        faults.point("dense.before_manifest")
         tmp = directory / (MANIFEST + ".tmp")
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(manifest, f, indent=1)
@@ -403,6 +404,7 @@ class DenseIndex:
         os.replace(tmp, directory / MANIFEST)
         _fsync_dir(directory)
         self.tag = tag
+        faults.point("dense.before_cleanup")
         # Only now is the previous generation unreferenced (and any half-written one).
         keep = set(files.values())
         for path in directory.iterdir():

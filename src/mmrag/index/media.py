@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from mmrag.index.base import Store
 from mmrag.types import Document
 
 
@@ -27,3 +28,26 @@ def media_resolver(root: str | Path) -> Callable[[Document], Path | None]:
         return path
 
     return resolve
+
+
+def collect_orphan_files(store: Store, folder: Path) -> list[Path]:
+    """Delete the files under `folder` that no stored source names, and empty folders.
+
+    For a folder the store's writer alone fills (a server's uploads): a writer killed
+    between saving a file and committing its rows, or between deleting a source's rows
+    and its file, leaves a file nothing refers to. Call it holding the store for writing
+    and before any upload starts, so no file is half way through. Returns what it removed.
+    """
+    if not folder.is_dir():
+        return []
+    known = {Path(s["path"]).resolve() for s in store.sources() if s.get("path")}
+    removed: list[Path] = []
+    # Deepest first, so a folder is looked at after its files went.
+    for path in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        if path.is_symlink() or path.is_file():
+            if path.resolve() not in known:
+                path.unlink(missing_ok=True)
+                removed.append(path)
+        elif path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
+    return removed

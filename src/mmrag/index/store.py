@@ -40,7 +40,7 @@ from typing import IO, Any, Concatenate, ParamSpec, TypeVar
 import numpy as np
 
 from mmrag.errors import StoreError
-from mmrag.index import reconcile
+from mmrag.index import faults, reconcile
 from mmrag.index.analyzer import Analyzer
 from mmrag.index.base import Candidates, Scored, Store, field_exists
 from mmrag.index.batch import Batch, FieldVectors, SourceInfo
@@ -138,6 +138,8 @@ class EmbeddedStore(Store):
     `lock_timeout`: seconds a writer waits for another process's writer to close the
     store (0: refuse at once, the default; None: wait as long as it takes).
     """
+
+    sole_writer = True  # the .lock file: see _acquire_lock
 
     def __init__(
         self,
@@ -474,6 +476,9 @@ class EmbeddedStore(Store):
                     ],
                 )
             reconcile.record(self.db, removed + rows)
+            faults.log_write(batch)
+            faults.point("write.before_commit")
+        faults.point("write.after_commit")
         # Derived indexes change only after the commit succeeded.
         self._drop_rows(removed)
         self.sparse.add(rows, tokens)
@@ -495,6 +500,9 @@ class EmbeddedStore(Store):
                 marks = ",".join("?" * len(part))
                 self.db.execute(f"DELETE FROM sources WHERE source_id IN ({marks})", tuple(part))
             reconcile.record(self.db, removed)
+            faults.log_delete_sources(source_ids)
+            faults.point("delete.before_commit")
+        faults.point("delete.after_commit")
         self._drop_rows(removed)
         return len(removed)
 
@@ -505,6 +513,9 @@ class EmbeddedStore(Store):
         with self.db:
             removed = self._delete_ids_sql(doc_ids)
             reconcile.record(self.db, removed)
+            faults.log_delete(doc_ids)
+            faults.point("delete.before_commit")
+        faults.point("delete.after_commit")
         self._drop_rows(removed)
         return len(removed)
 
@@ -559,12 +570,16 @@ class EmbeddedStore(Store):
         # Each copy is stamped with the number this checkpoint completes; the log is
         # dropped only once all are saved (see reconcile.py for why that is safe).
         number = (self._meta("checkpoint") or 0) + 1
+        faults.point("checkpoint.start")
         self.sparse.save(self.path / SPARSE_FILE, tag=number)
+        faults.point("checkpoint.after_sparse")
         for name, index in self.dense.items():
             index.save(self.path / f"{DENSE_PREFIX}{name}", tag=number)
+        faults.point("checkpoint.after_dense")
         with self.db:
             reconcile.clear(self.db)
             self._set_meta("checkpoint", number)
+        faults.point("checkpoint.after_commit")
         self.db.execute("PRAGMA wal_checkpoint(PASSIVE)")
         self._dirty = False
 

@@ -19,6 +19,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, HTTPException, Query, Request, UploadFile, status
 from starlette.concurrency import run_in_threadpool
 
+from mmrag.index import faults
 from mmrag.indexing.build import is_visual
 from mmrag.ingest.files import LOADERS, ContentKind, sniff, supported_suffixes
 from mmrag.server.auth import require_key
@@ -88,6 +89,7 @@ def _stage(state: ServerState, checked: list[_Checked]) -> tuple[list[Path], lis
             for block in iter(lambda f=item.upload.file: f.read(1 << 20), b""):
                 digest.update(block)
                 out.write(block)
+        faults.point("upload.staged")
         folder = state.uploads / digest.hexdigest()[:16]
         if (folder / item.name).is_file():
             shutil.rmtree(staging)  # the same bytes under the same name: already stored
@@ -99,6 +101,7 @@ def _stage(state: ServerState, checked: list[_Checked]) -> tuple[list[Path], lis
             staging.replace(folder)
             created.append(folder)
         paths.append(folder / item.name)
+        faults.point("upload.moved")
     return paths, created
 
 
@@ -182,6 +185,7 @@ async def delete_document(
     removed, path = await run_in_threadpool(remove)
     if removed < 0:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no source {source_id!r} in the store")
+    faults.point("upload.removed_rows")
     if path:
         file = Path(path).resolve()
         # Only files the server itself stored are deleted from disk, never the user's own.

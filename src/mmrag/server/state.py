@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from mmrag.index.media import media_resolver
+from mmrag.index.media import collect_orphan_files, media_resolver
 from mmrag.index.open import open_store
 from mmrag.indexing import IndexConfig, Indexer, build_indexer, config_of
 from mmrag.pipeline import Pipeline, default_retriever_name
@@ -40,6 +40,10 @@ class ServerState:
         self.root: Path = self.store.media_root.resolve()
         self.uploads = self.root / UPLOADS
         self.thumbnails = self.root / THUMBNAILS
+        # Files a killed upload or deletion left without rows; no upload runs yet, and no
+        # other process uploads into a store this one holds for writing.
+        sweep = self.store.sole_writer and not settings.read_only
+        self.orphans = collect_orphan_files(self.store, self.uploads) if sweep else []
         self.write_lock = threading.Lock()
         self.generation_slots = threading.BoundedSemaphore(max(1, settings.generation_slots))
         self.media: Callable[[Document], Path | None] = media_resolver(self.root)
