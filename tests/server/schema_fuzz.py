@@ -81,7 +81,7 @@ def fuzz_operations(
         def run(case: Any) -> None:
             report.calls += 1
             try:
-                response = case.call(headers=headers)
+                response = case.call(headers=headers, timeout=180)
             except Exception as exc:  # noqa: BLE001 - an exception out of the app is a finding
                 report.failures.append(f"{type(exc).__name__}: {exc}"[:300])
                 return

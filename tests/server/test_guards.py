@@ -185,3 +185,23 @@ def test_schemathesis_finds_no_server_error(guarded: Live) -> None:
     assert not failures, failures
     # operations without parameters are called once; the others 40 times
     assert sum(r.calls for r in reports) >= 250
+
+
+@pytest.mark.parametrize("name", [":", ".x:Y", "os:system", "mmrag.retrieve.sparse:BM25Retriever"])
+def test_a_request_cannot_name_a_retriever_by_import_path(guarded: Live, name: str) -> None:
+    """Found by schemathesis: retriever ":" raised ValueError out of importlib (a 500). A
+    request could also make the server import any module by naming it; now only
+    registered names are accepted from a request."""
+    r = guarded.client.post("/api/search", json={"query": "tides", "retriever": name})
+    assert r.status_code == 400 and "unknown retriever" in r.json()["detail"], r.text
+    r = guarded.client.get("/api/search", params={"q": "tides", "retriever": name})
+    assert r.status_code == 400
+
+
+def test_an_empty_module_name_is_a_config_error() -> None:
+    from mmrag.errors import ConfigError
+    from mmrag.registry import import_object
+
+    for path in (":x", ".x:Y"):  # ValueError, TypeError out of importlib before
+        with pytest.raises(ConfigError, match="cannot import"):
+            import_object(path)
