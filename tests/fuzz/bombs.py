@@ -79,7 +79,8 @@ def pdf_stream_bomb(decoded: int = 1 << 30) -> bytes:
     xref = len(out)
     out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
     out += b"".join(f"{offset:010d} 00000 n \n".encode() for offset in offsets)
-    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    trailer = f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n"
+    out += trailer.encode()
     return bytes(out)
 
 
@@ -128,7 +129,8 @@ def flac_silence(seconds: float, rate: int = 16_000) -> bytes:
 
 
 def video_huge_frames(width: int = 8_000, height: int = 6_000, frames: int = 2) -> bytes:
-    """An MPEG-4 video (its codec stops at 8191 px) of black width x height frames (a few KB: black compresses)."""
+    """An MPEG-4 video (the codec stops at 8191 px) of black width x height frames: a few
+    hundred KB, as black compresses."""
     from tests.fuzz.seeds import encode_video
 
     black = np.zeros((height, width, 3), np.uint8)
@@ -143,7 +145,8 @@ def json_deep(depth: int = 100_000) -> bytes:
 
 
 def html_deep(depth: int = 200_000) -> bytes:
-    return b"<html><body>" + b"<div>" * depth + b"deep text" + b"</div>" * depth + b"</body></html>"
+    body = b"<div>" * depth + b"deep text" + b"</div>" * depth
+    return b"<html><body>" + body + b"</body></html>"
 
 
 @dataclass(frozen=True)

@@ -85,7 +85,7 @@ def test_long_audio_is_decoded_up_to_its_limit_and_says_so():
 
 def test_the_audio_loader_notes_where_it_cut(tmp_path, whisper):
     from mmrag.ingest.audio_loader import make_audio_loader
-    from mmrag.ingest.files import MEDIA_KINDS, LOADERS, load, loader_entries
+    from mmrag.ingest.files import LOADERS, MEDIA_KINDS, load, loader_entries
 
     path = tmp_path / "long.flac"
     path.write_bytes(flac_silence(600))

@@ -63,33 +63,38 @@ def fuzz_operations(
     reports = []
     for result in schema.get_all_operations():
         operation = result.ok()
-        report = OperationReport(f"{operation.method.upper()} {operation.path}")
         strategy = st.one_of(
             operation.as_strategy(GenerationMode.POSITIVE),
             operation.as_strategy(GenerationMode.NEGATIVE),
         )
         n = slow_examples if operation.path in slow else examples
-
-        @settings(
-            max_examples=n,
-            derandomize=derandomize,
-            database=None,
-            deadline=None,
-            suppress_health_check=list(HealthCheck),
-        )
-        @given(strategy)
-        def run(case: Any) -> None:
-            report.calls += 1
-            try:
-                response = case.call(headers=headers, timeout=180)
-            except Exception as exc:  # noqa: BLE001 - an exception out of the app is a finding
-                report.failures.append(f"{type(exc).__name__}: {exc}"[:300])
-                return
-            report.statuses[response.status_code] += 1
-            if response.status_code >= 500:
-                detail = response.text[:200]
-                report.failures.append(f"{response.status_code} for {case.as_curl_command()}: {detail}")
-
-        run()  # noqa: B023 - run and report belong to this iteration, called within it
+        report = OperationReport(f"{operation.method.upper()} {operation.path}")
+        _fuzz_one(report, strategy, n, headers, derandomize)
         reports.append(report)
     return reports
+
+
+def _fuzz_one(
+    report: OperationReport, strategy: Any, n: int, headers: dict[str, str], derandomize: bool
+) -> None:
+    @settings(
+        max_examples=n,
+        derandomize=derandomize,
+        database=None,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(strategy)
+    def run(case: Any) -> None:
+        report.calls += 1
+        try:
+            response = case.call(headers=headers, timeout=180)
+        except Exception as exc:  # noqa: BLE001 - an exception out of the app is a finding
+            report.failures.append(f"{type(exc).__name__}: {exc}"[:300])
+            return
+        report.statuses[response.status_code] += 1
+        if response.status_code >= 500:
+            curl = case.as_curl_command()
+            report.failures.append(f"{response.status_code} for {curl}: {response.text[:200]}")
+
+    run()

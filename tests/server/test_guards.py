@@ -6,8 +6,6 @@ data, traversal on every media route, and schemathesis over every operation of
 from __future__ import annotations
 
 import http.client
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote

@@ -65,6 +65,5 @@ def check_pdf_streams(
         if total > max_total:
             raise IngestError(
                 path,
-                f"refused as a decompression bomb: its streams decode to over "
-                f"{max_total >> 20} MB",
+                f"refused as a decompression bomb: its streams decode to over {max_total >> 20} MB",
             )

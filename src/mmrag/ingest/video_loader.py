@@ -174,18 +174,14 @@ def make_video_loader(
             meta["cut_at"] = max_seconds  # what lies past the length limit is not indexed
         docs: list[Document] = []
         if info.has_audio and whisper is not None:
-            audio = decode_audio(
-                raw.data, SAMPLE_RATE, name=str(raw.path), max_seconds=max_seconds
-            )
+            audio = decode_audio(raw.data, SAMPLE_RATE, name=str(raw.path), max_seconds=max_seconds)
             docs, audio_meta = audio_documents(source_id, source_id, audio, whisper.get(), language)
             meta.update({k: v for k, v in audio_meta.items() if k != "duration"})
             if not info.has_video:
                 meta["duration"] = audio_meta["duration"]
         if info.has_video:
             speech = [d for d in docs if d.metadata.get("kind") == "speech"]
-            frames = sample_frames(
-                raw.data, sample_every, str(raw.path), max_seconds, max_frames
-            )
+            frames = sample_frames(raw.data, sample_every, str(raw.path), max_seconds, max_frames)
             if frames:
                 shots = detect_shots(
                     [f.time for f in frames],
