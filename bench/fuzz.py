@@ -182,8 +182,11 @@ def main() -> None:
     results: dict[str, Any] = {
         **previous,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "command": " ".join(["bench/fuzz.py", *sys.argv[1:]]),
     }
+    command = " ".join(["nice -n 10 .venv/bin/python bench/fuzz.py", *sys.argv[1:]])
+    # the command each part was last measured with (parts not run keep theirs)
+    results["commands"] = {**previous.get("commands", {}), **dict.fromkeys(parts, command)}
+    results.pop("command", None)
     if "loaders" in parts:
         results["loaders"] = fuzz_loaders(args.data, args.examples, args.audio_examples)
     if "filters" in parts:

@@ -189,7 +189,7 @@ path = Path(sys.argv[1])
 try:
     if {audio}:
         audio = decode_audio(path)
-        outcome = {{"ok": True, "seconds": audio.duration, "cut": audio.cut}}
+        outcome = {{"ok": True, "decoded_seconds": audio.duration, "cut": audio.cut}}
     else:
         loaded = load(path, table)
         outcome = {{"ok": True, "sources": len(loaded.sources),
