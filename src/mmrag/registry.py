@@ -81,6 +81,8 @@ def import_object(path: str) -> Any:
         if missing in EXTRA_OF:  # a registered stage whose optional dependency is absent
             raise missing_dependency(exc.name or missing, cause=exc) from exc
         raise ConfigError(f"cannot import {module_name!r} for {path!r}: {exc}") from exc
+    except (ImportError, ValueError, TypeError) as exc:  # "" or ".x" (relative) is no module
+        raise ConfigError(f"cannot import {module_name!r} for {path!r}: {exc}") from exc
     try:
         return getattr(module, attr)
     except AttributeError as exc:

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -41,6 +42,7 @@ class Live:
     url: str
     state: ServerState
     client: httpx.Client  # sends the API key
+    app: Any = None  # the ASGI app itself (its route table; in-process calls)
 
     def anonymous(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=60)
@@ -64,7 +66,7 @@ def live_server(settings: ServerSettings) -> Iterator[Live]:
     headers = {"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
     client = httpx.Client(base_url=url, headers=headers, timeout=120)
     try:
-        yield Live(url, app.state.mmrag, client)
+        yield Live(url, app.state.mmrag, client, app)
     finally:
         client.close()
         server.should_exit = True

@@ -4,6 +4,8 @@
 
 Keys name a chunk column (modality, source_id, source) or a metadata field (dotted
 paths allowed). Values are bound as parameters, never spliced into the query text.
+A filter is user input (a CLI option, a server request), so its size is bounded: nesting
+depth, number of conditions, integers SQLite can hold; anything else is a ConfigError.
 """
 
 from __future__ import annotations
@@ -18,6 +20,11 @@ COLUMNS = {"modality", "source_id", "source", "id"}
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _COMPARE = {"$eq": "=", "$ne": "!=", "$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 Scalar = str | int | float | bool
+# Far past any hand-written filter, well inside SQLite's expression depth (1000) and
+# bound-parameter count (32766) and Python's recursion limit.
+MAX_DEPTH = 32
+MAX_CONDITIONS = 1000
+_INT64 = (-(2**63), 2**63 - 1)
 
 
 def parse_filter_arg(text: str) -> dict[str, Any]:
@@ -28,6 +35,8 @@ def parse_filter_arg(text: str) -> dict[str, Any]:
             value = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"filter is not valid JSON: {exc}") from exc
+        except RecursionError:
+            raise ConfigError(f"filter is nested too deeply (over {MAX_DEPTH} levels)") from None
         if not isinstance(value, dict):
             raise ConfigError("filter must be a JSON object")
         return value
@@ -49,8 +58,28 @@ def _coerce(value: str) -> Scalar:
     return {"true": True, "false": False}.get(value.lower(), value)
 
 
+def check_size(filters: Any) -> None:
+    """Refuse a filter nested deeper than MAX_DEPTH or with over MAX_CONDITIONS values,
+    before any translation recurses into it (iteratively: a deep one must not recurse)."""
+    stack: list[tuple[Any, int]] = [(filters, 1)]
+    values = 0
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ConfigError(f"filter is nested too deeply (over {MAX_DEPTH} levels)")
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
+        else:
+            values += 1
+            if values > MAX_CONDITIONS:
+                raise ConfigError(f"filter has over {MAX_CONDITIONS} values")
+
+
 def to_sql(filters: dict[str, Any]) -> tuple[str, list[Any]]:
     """Translate to a SQLite WHERE clause over the `chunks` table, with parameters."""
+    check_size(filters)
     params: list[Any] = []
     clause = _clause(filters, params)
     return clause, params
@@ -77,6 +106,8 @@ def _field_clause(key: str, cond: Any, params: list[Any]) -> str:
     column = key if key in COLUMNS else f"json_extract(metadata, '$.{key}')"
     if not isinstance(cond, dict):
         cond = {"$eq": cond}
+    if not cond:
+        raise ConfigError(f"{key}: an empty condition (give a value or an operator)")
     parts = []
     for op, value in cond.items():
         if op in _COMPARE:
@@ -93,6 +124,8 @@ def _field_clause(key: str, cond: Any, params: list[Any]) -> str:
             parts.append(f"{column} {neg}IN ({marks})")
             params.extend(value)
         elif op == "$exists":
+            if not isinstance(value, bool):
+                raise ConfigError(f"{key}: $exists takes true or false")
             parts.append(f"{column} IS {'NOT ' if value else ''}NULL")
         else:
             raise ConfigError(f"{key}: unknown operator {op!r}")
@@ -102,3 +135,5 @@ def _field_clause(key: str, cond: Any, params: list[Any]) -> str:
 def _check_scalar(key: str, value: Any) -> None:
     if not isinstance(value, Scalar):
         raise ConfigError(f"{key}: filter values must be strings, numbers or booleans")
+    if isinstance(value, int) and not _INT64[0] <= value <= _INT64[1]:
+        raise ConfigError(f"{key}: {value} is outside the 64-bit integer range")

@@ -147,8 +147,14 @@ class Indexer:
         """
         started = time.perf_counter()
         report = IndexReport()
-        roots = [Path(p).expanduser().resolve() for p in paths]
-        for root in roots:
+        roots = []
+        for p in paths:
+            try:
+                root = Path(p).expanduser().resolve()
+            except RuntimeError:  # a symlink loop (Python < 3.13 raises this, not OSError)
+                report.errors.append(IngestError(str(p), "a symlink loop"))
+                continue
+            roots.append(root)
             if not root.exists():
                 report.errors.append(IngestError(str(root), "no such file or directory"))
         files = list(iter_files([r for r in roots if r.exists()], loaders=self.loaders))
@@ -201,6 +207,10 @@ class Indexer:
                 continue
             except OSError as exc:
                 report.errors.append(IngestError(str(path), exc.strerror or str(exc)))
+                continue
+            except Exception as exc:  # noqa: BLE001 - a parser bug on one file must not end the run
+                reason = f"unexpected {type(exc).__name__}: {exc}"
+                report.errors.append(IngestError(str(path), reason))
                 continue
             finally:
                 report.phases["prepare"] += time.perf_counter() - t0

@@ -22,7 +22,7 @@ from mmrag.ingest.spoken_numbers import (
     reading_aliases,
     with_number_aliases,
 )
-from mmrag.media.decode import DecodedAudio, decode_audio
+from mmrag.media.decode import MAX_SECONDS, DecodedAudio, decode_audio
 from mmrag.models.whisper import SAMPLE_RATE, Transcript, WhisperTranscriber
 from mmrag.types import Document, Modality, Span
 
@@ -171,6 +171,8 @@ def audio_documents(
     }
     if audio.truncated:
         meta["truncated"] = True
+    if audio.cut:
+        meta["cut_at"] = round(audio.duration, 3)  # the rest is past the length limit
     docs = transcript_documents(source_id, source, transcript)
     if _is_utterance(transcript):
         docs = with_number_reading(docs, source_id, source, audio, transcriber)
@@ -199,12 +201,14 @@ def make_audio_loader(
     transcriber: WhisperTranscriber | str = "tiny.en",
     language: str | None = None,
     tags: bool = True,
+    max_seconds: float | None = MAX_SECONDS,
 ) -> Loader:
     """A loader with its own settings, for a loader table's AUDIO_SUFFIXES
     (`indexing.build.loader_table` makes one from an IndexConfig).
 
     `transcriber`: a Whisper name ("tiny.en", "base"), path or hub id, or a loaded one;
-    `language`: force a language instead of detecting it; `tags`: describe non-speech.
+    `language`: force a language instead of detecting it; `tags`: describe non-speech;
+    `max_seconds`: how much of a file is decoded and indexed (the rest is noted as cut).
     """
     if not isinstance(transcriber, (str, WhisperTranscriber)):
         raise ConfigError(
@@ -213,7 +217,7 @@ def make_audio_loader(
     whisper = LazyTranscriber(transcriber)
 
     def load(raw: RawFile) -> Loaded:
-        audio = decode_audio(raw.data, SAMPLE_RATE, name=str(raw.path))
+        audio = decode_audio(raw.data, SAMPLE_RATE, name=str(raw.path), max_seconds=max_seconds)
         source_id = str(raw.path)
         docs, meta = audio_documents(source_id, str(raw.path), audio, whisper.get(), language, tags)
         meta["title"] = raw.path.stem

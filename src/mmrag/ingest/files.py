@@ -377,7 +377,10 @@ def _walk(root: Path, recursive: bool, loaders: LoaderTable) -> Iterator[Path]:
 
 def read_raw(path: Path) -> RawFile:
     """The bytes of a file; OSError becomes IngestError with the system's reason."""
-    path = Path(path).expanduser().resolve()
+    try:
+        path = Path(path).expanduser().resolve()
+    except RuntimeError as exc:  # Python < 3.13 reports a symlink loop so, not as OSError
+        raise IngestError(str(path), "a symlink loop (the link leads back to itself)") from exc
     try:
         if path.is_dir():
             if (path / BEIR_CORPUS).is_file():

@@ -12,6 +12,7 @@ import pypdfium2 as pdfium
 
 from mmrag.errors import IngestError
 from mmrag.ingest.files import Loaded, RawFile, Section
+from mmrag.ingest.pdf_streams import check_pdf_streams
 
 # pdfium's document-loading error codes (fpdfview.h, FPDF_ERR_*).
 _LOAD_ERRORS = {
@@ -44,7 +45,8 @@ def _metadata_title(pdf: Any) -> str:
 
 
 def load_pdf(raw: RawFile) -> Loaded:
-    """The text layer of each page; an encrypted or damaged file raises IngestError."""
+    """The text layer of each page; an encrypted, damaged or bomb file raises IngestError."""
+    check_pdf_streams(str(raw.path), raw.data)
     try:
         pdf = pdfium.PdfDocument(raw.data)
     except pdfium.PdfiumError as exc:

@@ -267,6 +267,9 @@ def _record(raw: RawFile, line: bytes, number: int) -> tuple[str, SourceFile]:
         raise ValueError(f"not valid UTF-8 at byte {exc.start} of the line") from exc
     except json.JSONDecodeError as exc:
         raise ValueError(f"not valid JSON ({exc.msg} at column {exc.colno})") from exc
+    except RecursionError:
+        # json recurses per nesting level: a line of 100,000 "[" would end the whole file
+        raise ValueError("nested too deeply to parse") from None
     if not isinstance(record, dict):
         raise ValueError(f"expected a JSON object, got {type(record).__name__}")
     rid = next((record[f] for f in _ID_FIELDS if f in record), None)

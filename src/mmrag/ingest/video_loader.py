@@ -29,11 +29,14 @@ from mmrag.ingest.audio_loader import LazyTranscriber, audio_documents
 from mmrag.ingest.files import VIDEO_SUFFIXES, Loaded, Loader, RawFile
 from mmrag.ingest.shots import Shot, detect_shots, frame_signature
 from mmrag.ingest.spoken_numbers import with_number_aliases
-from mmrag.media.decode import Frame, MediaInfo, decode_audio, iter_frames, probe
+from mmrag.media.decode import MAX_SECONDS, Frame, MediaInfo, decode_audio, iter_frames, probe
 from mmrag.models.whisper import SAMPLE_RATE, WhisperTranscriber
 from mmrag.types import Document, Modality, Span
 
 THUMBNAIL_SIDE = 320
+# Frames analysed per file at most (about 330 KB each at 384 px): a longer video is
+# sampled more sparsely instead, so memory does not grow with its length.
+MAX_FRAMES = 1000
 __all__ = ["VIDEO_SUFFIXES", "load_video", "make_video_loader", "shot_documents"]
 
 
@@ -62,6 +65,22 @@ def shot_text(shot: Shot, speech: list[Document]) -> str:
     text = " ".join(parts)
     language = speech[0].metadata.get("language") if speech else None
     return with_number_aliases(text) if text and language == "en" else text
+
+
+def sample_frames(
+    src: bytes, every: float, name: str, max_seconds: float | None, max_frames: int
+) -> list[Frame]:
+    """Frames at most one per `every` seconds; whenever `max_frames` are held, every other
+    one is dropped and the interval doubles, so a long video is covered evenly."""
+    frames: list[Frame] = []
+    for frame in iter_frames(src, every, name=name, max_seconds=max_seconds):
+        if frames and frame.time + 1e-6 < frames[-1].time + every:
+            continue
+        frames.append(frame)
+        if len(frames) >= max_frames:
+            frames = frames[::2]
+            every *= 2
+    return frames
 
 
 def save_thumbnails(
@@ -131,13 +150,16 @@ def make_video_loader(
     shot_threshold: float = 0.3,
     min_shot: float = 0.5,
     language: str | None = None,
+    max_seconds: float | None = MAX_SECONDS,
+    max_frames: int = MAX_FRAMES,
 ) -> Loader:
     """A loader with its own settings, for a loader table's VIDEO_SUFFIXES
     (`indexing.build.loader_table` makes one from an IndexConfig).
 
     `transcriber`: Whisper for the audio track (None: skip it); `media_dir`: where
     thumbnails go (inside the store); `sample_every`: seconds between analysed frames;
-    `keyframe_every`: seconds between keyframes within a shot.
+    `keyframe_every`: seconds between keyframes within a shot; `max_seconds`: how much
+    of a file is decoded; `max_frames`: frames analysed at most (sampled sparser beyond).
     """
     whisper = LazyTranscriber(transcriber) if transcriber is not None else None
     thumbs = Path(media_dir) if media_dir is not None else None
@@ -148,16 +170,18 @@ def make_video_loader(
             raise raw.error("holds neither a video nor an audio track")
         source_id = str(raw.path)
         meta: dict[str, Any] = _media_metadata(info)
+        if max_seconds is not None and info.duration > max_seconds:
+            meta["cut_at"] = max_seconds  # what lies past the length limit is not indexed
         docs: list[Document] = []
         if info.has_audio and whisper is not None:
-            audio = decode_audio(raw.data, SAMPLE_RATE, name=str(raw.path))
+            audio = decode_audio(raw.data, SAMPLE_RATE, name=str(raw.path), max_seconds=max_seconds)
             docs, audio_meta = audio_documents(source_id, source_id, audio, whisper.get(), language)
             meta.update({k: v for k, v in audio_meta.items() if k != "duration"})
             if not info.has_video:
                 meta["duration"] = audio_meta["duration"]
         if info.has_video:
             speech = [d for d in docs if d.metadata.get("kind") == "speech"]
-            frames = list(iter_frames(raw.data, sample_every, name=str(raw.path)))
+            frames = sample_frames(raw.data, sample_every, str(raw.path), max_seconds, max_frames)
             if frames:
                 shots = detect_shots(
                     [f.time for f in frames],

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from mmrag.errors import ConfigError
 from mmrag.index.media import collect_orphan_files, media_resolver
 from mmrag.index.open import open_store
 from mmrag.indexing import IndexConfig, Indexer, build_indexer, config_of
@@ -79,6 +80,11 @@ class ServerState:
         return self._by_request.get(name)
 
     def retriever(self, name: str | None) -> Retriever:
+        """The retriever a request names: a registered name only. (A config file may name
+        a class by import path; a request must not make the server import a module.)"""
+        if name is not None and name not in RETRIEVERS.names():
+            known = ", ".join(RETRIEVERS.names())
+            raise ConfigError(f"unknown retriever {name!r}; choose one of: {known}")
         with self._build_lock:
             key = name or self.default_retriever()
             if key not in self._retrievers:

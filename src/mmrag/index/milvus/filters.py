@@ -17,7 +17,7 @@ import math
 from typing import Any
 
 from mmrag.errors import ConfigError, StoreError
-from mmrag.index.filters import _KEY, COLUMNS
+from mmrag.index.filters import _KEY, COLUMNS, check_size
 
 _COMPARE = {"$eq": "==", "$ne": "!=", "$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 
@@ -29,6 +29,7 @@ def to_milvus_expr(filters: dict[str, Any], *, exists: bool = True) -> str:
     (Milvus 2.3) `$exists`, `$ne` and `$nin` on a metadata key are refused: 2.3 counts a
     missing key as "not equal", where SQL (the embedded store) matches nothing.
     """
+    check_size(filters)
     return _clause(filters, exists)
 
 
