@@ -140,3 +140,24 @@ def test_registry_knows_the_refiners() -> None:
     assert {"extractive", "lingua", "abstractive"} <= set(REFINERS.names())
     with pytest.raises(ConfigError):
         load_refiner("nope")
+
+
+def test_cross_encoder_relevance_keeps_the_sentence_that_answers() -> None:
+    text = (Path(__file__).parents[2] / "examples" / "corpus" / "printing-press.txt").read_text()
+    gutenberg = text[text.index("Gutenberg's invention") : text.index("The spread of printing")]
+    ranked = Ranked(
+        Query("Who invented the printing press, and when?"),
+        [Hit(Document(id="press", text=gutenberg), 1.0)],
+    )
+    kept = ExtractiveRefiner(relevance="cross-encoder").refine(ranked, budget_tokens=80)
+    assert "around 1440" in kept.hits[0].text
+    # a question the English cross-encoder cannot read is ranked by the embedding
+    chinese = ExtractiveRefiner(relevance="cross-encoder")
+    question = "谷雨是什么意思？"
+    assert not chinese.cross_encoder.reads(question)
+    sentences = ["谷雨意为雨生百谷。", "芒种指有芒的麦子要抓紧收割。"]
+    vectors = chinese.encoder.encode(sentences)
+    expected = vectors @ chinese.encoder.encode_queries([question])[0]
+    assert np.allclose(chinese.sentence_relevance(question, sentences, vectors), expected)
+    with pytest.raises(ValueError, match="relevance must be one of"):
+        ExtractiveRefiner(relevance="bm25")

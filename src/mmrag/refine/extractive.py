@@ -2,9 +2,16 @@
 
 Question-aware sentence selection in the style of CPC / RECOMP-extractive: each
 sentence of every hit is embedded with the question, then maximal marginal relevance
-(MMR) picks sentences greedily — similarity to the question minus similarity to what
+(MMR) picks sentences greedily — relevance to the question minus similarity to what
 is already picked — until the token budget is spent. Kept sentences are returned in
 their original order so the context still reads as the source did.
+
+Relevance is the embedding similarity, or (`relevance="cross-encoder"`) a cross-encoder
+reading question and sentence together, which tells the sentence that answers from one
+that only shares the topic: for "Who invented the printing press, and when?" the
+embedding ranked "he adapted the screw press" above "around 1440, the goldsmith
+Johannes Gutenberg began work on a system for printing with movable metal type".
+A question in a script the cross-encoder cannot read falls back to the embedding.
 """
 
 from __future__ import annotations
@@ -62,12 +69,17 @@ def head_of(text: str, start: int, end: int, share: float) -> tuple[int, int]:
     return start, start + int(words[last, 1])
 
 
+RELEVANCE = ("embedding", "cross-encoder")
+
+
 class ExtractiveRefiner(TextRefiner):
     """Sentence selection by embedding similarity to the question plus MMR redundancy removal.
 
     `encoder` is a text-encoder registry name; the default Universal Sentence Encoder
     multilingual reads English and Chinese alike. Budgets are counted with the
     tokenizer of the causal LM `tokenizer_model` (the generator's, by default SmolLM2).
+    `relevance`: "embedding" or "cross-encoder" (the ONNX `cross_encoder` model; its
+    logits pass through a sigmoid to share the [0, 1] scale of the redundancy term).
     """
 
     name = "extractive"
@@ -80,10 +92,16 @@ class ExtractiveRefiner(TextRefiner):
         max_sentence_chars: int = 600,
         instruction: str = "",
         encoder_params: dict[str, Any] | None = None,
+        relevance: str = "embedding",
+        cross_encoder: str = "ms-marco-MiniLM-L-12-v2",
     ) -> None:
         super().__init__(instruction)
         if not 0.0 <= diversity < 1.0:
             raise ValueError("diversity must be in [0, 1)")
+        if relevance not in RELEVANCE:
+            raise ValueError(f"relevance must be one of {', '.join(RELEVANCE)}, got {relevance!r}")
+        self.relevance = relevance
+        self.cross_encoder_name = cross_encoder
         self.encoder_name = encoder
         self.encoder_params = dict(encoder_params or {})
         self.diversity = diversity
@@ -96,6 +114,20 @@ class ExtractiveRefiner(TextRefiner):
         from mmrag.models.text import load_text_encoder
 
         return load_text_encoder(self.encoder_name, **self.encoder_params)
+
+    @cached_property
+    def cross_encoder(self) -> Any:
+        from mmrag.rerank.onnx_cross_encoder import OnnxCrossEncoderReranker
+
+        return OnnxCrossEncoderReranker(self.cross_encoder_name)
+
+    def sentence_relevance(
+        self, question: str, sentences: list[str], vectors: np.ndarray
+    ) -> np.ndarray:
+        if self.relevance == "cross-encoder" and self.cross_encoder.reads(question):
+            logits = np.asarray(self.cross_encoder.pair_scores(question, sentences))
+            return (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
+        return vectors @ self.encoder.encode_queries([question or " "])[0]
 
     def counter(self) -> TokenCounter:
         # the tokenizer alone: the generator's weights are not needed to count its tokens
@@ -118,14 +150,12 @@ class ExtractiveRefiner(TextRefiner):
             return Selection(kept, warnings=["no sentences in the hits"])
         costs = np.asarray(self.counter().count_many(sentences), dtype=np.int64)
         vectors = self.encoder.encode(sentences)
-        question = self.encoder.encode_queries([query.text or " "])[0]
-        picked = mmr_select(
-            vectors @ question, vectors @ vectors.T, costs, budget.target, self.diversity
-        )
+        relevance = self.sentence_relevance(query.text, sentences, vectors)
+        picked = mmr_select(relevance, vectors @ vectors.T, costs, budget.target, self.diversity)
         warnings = []
         if not picked:
             # Even the best sentence is over budget: keep its head rather than nothing.
-            best = int(np.argmax(vectors @ question))
+            best = int(np.argmax(relevance))
             a, b = spans[best]
             spans[best] = head_of(texts[owner[best]], a, b, budget.target / max(costs[best], 1))
             picked = [best]
