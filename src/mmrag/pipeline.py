@@ -54,20 +54,22 @@ _STAGE_KEYS = {
     "refine": {"name", "budget", "params"},
     "generate": {"name", "params"},
 }
-# Retrieve wide, let the cross-encoder pick the five best, keep their sentences that
-# answer the question, answer from those: a small local model answers worse from a long
+# Retrieve wide, let the cross-encoder pick the three best, keep their sentences closest
+# to the question, answer from those: a small local model answers worse from a long
 # context, and reading the prompt is most of its time (bench/results/generators.json).
-# Chosen on 60 SQuAD questions that bench/qa.py never asks. The budget of 200 tokens
+# The budget of 200 tokens was chosen on 60 SQuAD questions that bench/qa.py never asks
 # (bench/results/qa-sweep-budget.json): against 300, answering took 3.4 s instead of
 # 4.5 s at the median (Qwen2.5-1.5B reads about 100 prompt tokens a second on two
-# cores), for F1 0.48 instead of 0.52 and the same refusals. Five passages ranked by
-# sentence with the cross-encoder (bench/results/qa-sweep-rerank.json): F1 0.52 against
-# 0.48 for three ranked by embedding, refusal when absent 0.73 against 0.75; five ranked
-# by embedding alone gave 0.48 (the sentence ranking is what helps).
+# cores), for F1 0.48 instead of 0.52 and the same refusals. Five passages with their
+# sentences ranked by the cross-encoder (refine params relevance="cross-encoder") scored
+# F1 0.52 on those questions and 0.523 on bench/qa.py's 200 (bench/results/
+# qa-sweep-rerank.json), but refused 0.69 of absent answers (target 0.70) and broke a
+# demo answer: a sentence scored alone loses its context ("Instead it relies on a
+# starter" after "Sourdough rises without commercial yeast"), so it is not the default.
 DEFAULT_CONFIG: dict[str, Any] = {
     "retrieve": {"k": 20},
-    "rerank": {"name": "cross-encoder-onnx", "k": 5},
-    "refine": {"name": "extractive", "budget": 200, "params": {"relevance": "cross-encoder"}},
+    "rerank": {"name": "cross-encoder-onnx", "k": 3},
+    "refine": {"name": "extractive", "budget": 200},
     "generate": {"name": "llm", "params": {"max_tokens": 96, "max_passage_chars": 1500}},
 }
 
