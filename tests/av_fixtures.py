@@ -8,6 +8,7 @@ narrated by espeak-ng reading its first caption: no real video data set exists h
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
 import numpy as np
@@ -57,11 +58,12 @@ def silent_clip(tmp_path_factory, clip_images) -> ConstructedClip:
     return build_clip(clip_images, None, tmp_path_factory.mktemp("clips") / "silent.mp4")
 
 
-def write_audio(path: Path, samples: np.ndarray, rate: int, codec: str, container: str) -> Path:
-    """Encode mono float samples with PyAV (used to make .mp3/.ogg/.m4a test files)."""
+def encode_audio(samples: np.ndarray, rate: int, codec: str, container: str) -> bytes:
+    """Mono float samples encoded by PyAV into an in-memory file."""
     import av
 
-    with av.open(str(path), mode="w", format=container) as out:
+    buf = io.BytesIO()
+    with av.open(buf, mode="w", format=container) as out:
         stream = out.add_stream(codec, rate=rate)
         stream.layout = "mono"
         resampler = av.AudioResampler(
@@ -78,4 +80,10 @@ def write_audio(path: Path, samples: np.ndarray, rate: int, codec: str, containe
         for piece in resampler.resample(None):
             out.mux(stream.encode(piece))
         out.mux(stream.encode(None))
+    return buf.getvalue()
+
+
+def write_audio(path: Path, samples: np.ndarray, rate: int, codec: str, container: str) -> Path:
+    """Encode mono float samples with PyAV (used to make .mp3/.ogg/.m4a test files)."""
+    path.write_bytes(encode_audio(samples, rate, codec, container))
     return path

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tests.pdfs import assemble
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -71,17 +73,7 @@ def pdf_stream_bomb(decoded: int = 1 << 30) -> bytes:
         + stream
         + b"\nendstream",
     ]
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, 1):
-        offsets.append(len(out))
-        out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
-    xref = len(out)
-    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
-    out += b"".join(f"{offset:010d} 00000 n \n".encode() for offset in offsets)
-    trailer = f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n"
-    out += trailer.encode()
-    return bytes(out)
+    return assemble(objects)
 
 
 def gzip_bomb(decoded: int = 1 << 30) -> bytes:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tests.av_fixtures import encode_audio
 from tests.pdfs import make_pdf
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -128,31 +129,6 @@ def _speech(data: Path) -> np.ndarray:
 
     wav = data / "fsdd" / "recordings" / "3_george_0.wav"
     return decode_audio(wav).samples
-
-
-def encode_audio(samples: np.ndarray, rate: int, codec: str, container: str) -> bytes:
-    """Mono float samples encoded by PyAV into an in-memory file."""
-    import av
-
-    buf = io.BytesIO()
-    with av.open(buf, mode="w", format=container) as out:
-        stream = out.add_stream(codec, rate=rate)
-        stream.layout = "mono"
-        resampler = av.AudioResampler(
-            format=stream.codec_context.format.name, layout="mono", rate=rate
-        )
-        pcm = (np.clip(samples, -1, 1) * 32767).astype(np.int16)
-        for start in range(0, len(pcm), 4096):
-            frame = av.AudioFrame.from_ndarray(
-                pcm[None, start : start + 4096], format="s16", layout="mono"
-            )
-            frame.sample_rate = rate
-            for piece in resampler.resample(frame):
-                out.mux(stream.encode(piece))
-        for piece in resampler.resample(None):
-            out.mux(stream.encode(piece))
-        out.mux(stream.encode(None))
-    return buf.getvalue()
 
 
 @cache
